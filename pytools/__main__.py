@@ -1,0 +1,3 @@
+from pytools.cli import main
+
+raise SystemExit(main())

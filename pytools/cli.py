@@ -1,0 +1,48 @@
+"""The `pytools` command: one sub-command per stage, plus run / fleet / release."""
+import argparse
+import importlib
+import pkgutil
+import sys
+import traceback
+
+from pytools import __version__, commands
+from pytools.console import emit
+from pytools.errors import PytoolsError
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="pytools",
+        description="Take a PyTorch model from a checkpoint to checked, versioned engine packages.")
+    parser.add_argument("--version", action="version", version="pytools " + __version__)
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module("pytools.commands." + info.name).register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
+        return 2
+    try:
+        data, human = handler(args)
+    except PytoolsError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print("error: %s" % exc, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        print("error: internal error: %s: %s (re-run with --debug for the traceback)"
+              % (type(exc).__name__, exc), file=sys.stderr)
+        return 1
+    emit(args, data, human)
+    return int(data.get("exit_code", 0)) if isinstance(data, dict) else 0
