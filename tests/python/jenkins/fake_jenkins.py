@@ -1,0 +1,325 @@
+"""A Jenkins-REST-compatible server on loopback, for testing `pytools release` with python-jenkins.
+
+No Jenkins can run in these tests (no JVM web app, no plugins to download), so this server speaks
+the parts of Jenkins' wire protocol the release CLI uses, as Jenkins 2.4xx with the
+workflow-job, pipeline-input-step and pipeline-stage-view plugins does:
+
+- HTTP Basic auth with API tokens (401 for a wrong token, 403 for anonymous without read access);
+- the crumb issuer (`crumbIssuer/api/json`); a POST without the caller's crumb is refused with 403
+  "No valid crumb was included in the request";
+- `api/json` of the root (with `tree=jobs[...]`), of a job and of a build; `me/api/json`;
+- `wfapi/describe` and `wfapi/pendingInputActions` (Stage View REST), `wfapi/inputSubmit`;
+- the input step's `input/<id>/proceedEmpty`, `submit` and `abort`: only users named in the
+  input's `submitter` list (or members of a group named there) may settle it, others get 403 with
+  the input step's own message; an approval is recorded as the input step records it (an
+  ApproverAction with the user id) and an abort ends the run ABORTED with who rejected it;
+- `build` / `buildWithParameters` (201 + `Location: .../queue/item/N/`) and `queue/item/N/api/json`.
+
+A rollout build is modelled as the pipeline template runs it: earlier stages done, then one input
+per wave; each approval moves to the next wave's input, the last approval finishes the run.
+"""
+import base64
+import hashlib
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+JENKINS_VERSION = "2.462.3"
+WORKFLOW_RUN = "org.jenkinsci.plugins.workflow.job.WorkflowRun"
+WORKFLOW_JOB = "org.jenkinsci.plugins.workflow.job.WorkflowJob"
+BUILD_STAGES = ["Checkpoint", "Export", "Engine", "Parity", "Bench", "Publish", "Release"]
+
+
+def approval_message(model, version, wave, robots):
+    # The same text vars/modelRollout.groovy gives its input step.
+    return "Roll out %s %s to wave %s (%d robots: %s)" % (
+        model, version, wave, len(robots), ", ".join(robots))
+
+
+class Build:
+    def __init__(self, job, number, parameters, waves, submitter):
+        self.job, self.number, self.parameters = job, number, dict(parameters)
+        self.model = self.parameters.get("MODEL", job.name)
+        self.version = self.parameters.get("VERSION", "1.0.0")
+        self.waves, self.submitter = list(waves), submitter
+        self.wave_index = 0 if self.waves else None
+        self.result = None if self.waves else "SUCCESS"
+        self.approvers, self.rejected_by, self.description = [], None, None
+        self.timestamp = 1764216000000 + number * 1000
+
+    @property
+    def building(self):
+        return self.result is None
+
+    def pending_input(self):
+        if not self.building:
+            return None
+        wave, robots = self.waves[self.wave_index]
+        return {"id": "Wave%d" % (self.wave_index + 1), "wave": wave,
+                "message": approval_message(self.model, self.version, wave, robots)}
+
+    def url_path(self):
+        return "%s%d/" % (self.job.url_path(), self.number)
+
+
+class Job:
+    def __init__(self, name, waves=(), submitter="release-managers"):
+        self.name, self.waves, self.submitter = name, list(waves), submitter
+        self.builds = {}
+
+    def url_path(self):
+        return "".join("job/%s/" % p for p in self.name.split("/"))
+
+
+class FakeJenkins:
+    """State plus a threaded HTTP server; use as a context manager."""
+
+    def __init__(self, users, anonymous_read=False):
+        # users: {name: {"token": str, "groups": [..], "cancel": bool}}
+        self.users, self.anonymous_read = users, anonymous_read
+        self.jobs, self.queue, self.lock = {}, {}, threading.Lock()
+        self.requests = []  # (method, path, user, had_valid_crumb) for assertions
+        self.secret = "fake-jenkins-crumb-salt"
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.url = "http://127.0.0.1:%d/" % self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(5)
+
+    def add_job(self, name, waves=(), submitter="release-managers"):
+        self.jobs[name] = Job(name, waves, submitter)
+        return self.jobs[name]
+
+    def start_build(self, job_name, parameters=None):
+        job = self.jobs[job_name]
+        number = max(job.builds, default=0) + 1
+        job.builds[number] = Build(job, number, parameters or {}, job.waves, job.submitter)
+        return job.builds[number]
+
+    def crumb_for(self, user):
+        return hashlib.sha256(("%s:%s" % (self.secret, user)).encode()).hexdigest()
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_GET(self):
+                server._dispatch(self, "GET")
+
+            def do_POST(self):
+                server._dispatch(self, "POST")
+
+        return Handler
+
+    # -- HTTP plumbing
+
+    def _send(self, h, status, body=b"", ctype="application/json;charset=utf-8", headers=None):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        h.send_response(status)
+        h.send_header("X-Jenkins", JENKINS_VERSION)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _error(self, h, status, message):
+        page = "<html><head><title>Error</title></head><body><h1>%s</h1><p>%s</p></body></html>"
+        self._send(h, status, page % (status, message), "text/html;charset=utf-8")
+
+    def _authenticate(self, h):
+        """Return (user or None for anonymous, error sent?)."""
+        header = h.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        name, _, token = base64.b64decode(header[6:]).decode().partition(":")
+        user = self.users.get(name)
+        if user is None or user["token"] != token:
+            return False
+        return name
+
+    def _dispatch(self, h, method):
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        parts = urlsplit(h.path)
+        path, query = unquote(parts.path), parse_qs(parts.query)
+        user = self._authenticate(h)
+        if user is False:
+            return self._send(h, 401, "<html><body>Unauthorized</body></html>",
+                              "text/html;charset=utf-8",
+                              {"WWW-Authenticate": 'Basic realm="Jenkins"'})
+        crumb_ok = h.headers.get("Jenkins-Crumb") == self.crumb_for(user or "anonymous")
+        with self.lock:
+            self.requests.append((method, path, user, crumb_ok))
+            if user is None and not self.anonymous_read:
+                return self._error(h, 403, "Authentication required")
+            if method == "POST" and not crumb_ok:
+                return self._error(h, 403, "No valid crumb was included in the request")
+            try:
+                return self._route(h, method, path, query, body, user)
+            except LookupError:
+                return self._error(h, 404, "Not Found")
+
+    # -- routes
+
+    def _route(self, h, method, path, query, body, user):
+        if method == "GET" and path == "/crumbIssuer/api/json":
+            return self._send(h, 200, {"_class": "hudson.security.csrf.DefaultCrumbIssuer",
+                                       "crumb": self.crumb_for(user or "anonymous"),
+                                       "crumbRequestField": "Jenkins-Crumb"})
+        if method == "GET" and path in ("/", "/api/json"):
+            return self._send(h, 200, {"_class": "hudson.model.Hudson", "jobs": [
+                {"_class": WORKFLOW_JOB, "name": j.name, "url": self.url + j.url_path(),
+                 "color": "blue_anime" if any(b.building for b in j.builds.values()) else "blue"}
+                for j in self.jobs.values()]})
+        if method == "GET" and path == "/me/api/json":
+            return self._send(h, 200, {"_class": "hudson.model.User", "id": user or "anonymous",
+                                       "fullName": user or "anonymous"})
+        m = re.match(r"^/queue/item/(\d+)/api/json$", path)
+        if method == "GET" and m:
+            return self._send(h, 200, self.queue[int(m.group(1))])
+        m = re.match(r"^/((?:job/[^/]+/)+)(.*)$", path)
+        if not m:
+            raise LookupError(path)
+        job = self.jobs[m.group(1).replace("job/", "").rstrip("/")]
+        return self._job_route(h, method, job, m.group(2), query, body, user)
+
+    def _job_route(self, h, method, job, rest, query, body, user):
+        if method == "GET" and rest == "api/json":
+            return self._send(h, 200, self._job_json(job))
+        if method == "POST" and rest in ("build", "buildWithParameters"):
+            params = {k: v[-1] for k, v in query.items() if k not in ("token", "delay")}
+            build = self.start_build(job.name, params)
+            qid = 100 + len(self.queue)
+            self.queue[qid] = {
+                "_class": "hudson.model.Queue$LeftItem", "id": qid, "blocked": False,
+                "buildable": False, "cancelled": False, "why": None,
+                "task": {"_class": WORKFLOW_JOB, "name": job.name, "url": self.url + job.url_path()},
+                "executable": {"_class": WORKFLOW_RUN, "number": build.number,
+                               "url": self.url + build.url_path()}}
+            return self._send(h, 201, b"", "text/plain",
+                              {"Location": "%squeue/item/%d/" % (self.url, qid)})
+        m = re.match(r"^(\d+)/(.*)$", rest)
+        if not m:
+            raise LookupError(rest)
+        build = job.builds[int(m.group(1))]
+        return self._build_route(h, method, build, m.group(2), query, body, user)
+
+    def _build_route(self, h, method, build, rest, query, body, user):
+        if method == "GET" and rest == "api/json":
+            return self._send(h, 200, self._build_json(build))
+        if method == "GET" and rest.rstrip("/") in ("wfapi/describe", "wfapi"):
+            return self._send(h, 200, self._describe(build))
+        if method == "GET" and rest == "wfapi/pendingInputActions":
+            pending = build.pending_input()
+            return self._send(h, 200, [self._input_ext(build, pending)] if pending else [])
+        if method == "POST" and rest == "wfapi/inputSubmit":
+            return self._settle(h, build, query.get("inputId", [""])[0], True, user)
+        m = re.match(r"^input/([^/]+)/(proceedEmpty|proceed|submit|abort)$", rest)
+        if method == "POST" and m:
+            action = m.group(2)
+            if action == "submit":
+                proceed = "proceed" in parse_qs(body.decode())
+            else:
+                proceed = action != "abort"
+            return self._settle(h, build, m.group(1), proceed, user)
+        raise LookupError(rest)
+
+    def _settle(self, h, build, input_id, proceed, user):
+        pending = build.pending_input()
+        if pending is None or pending["id"] != input_id:
+            raise LookupError(input_id)
+        allowed = self._can_settle(user, build.submitter)
+        if proceed and not allowed:
+            return self._error(h, 403, "You need to be %s to submit this" % build.submitter)
+        if not proceed and not (allowed or self.users.get(user, {}).get("cancel")):
+            return self._error(h, 403, "You need to be '%s' (or have Job CANCEL permissions) "
+                                       "to cancel this." % build.submitter)
+        if proceed:
+            build.approvers.append({"wave": pending["wave"], "userId": user})
+            build.wave_index += 1
+            if build.wave_index == len(build.waves):
+                build.result = "SUCCESS"
+                build.description = "rolled out %s %s to every wave" % (build.model, build.version)
+        else:
+            build.rejected_by = user
+            build.result = "ABORTED"
+            build.description = "rollout halted at wave %s: aborted by %s" % (pending["wave"], user)
+        return self._send(h, 200, b"", "text/plain")
+
+    def _can_settle(self, user, submitter):
+        if user is None:
+            return False
+        names = set(submitter.split(","))
+        return user in names or bool(names & set(self.users[user].get("groups", [])))
+
+    # -- JSON shapes
+
+    def _job_json(self, job):
+        builds = [{"_class": WORKFLOW_RUN, "number": n, "url": self.url + b.url_path()}
+                  for n, b in sorted(job.builds.items(), reverse=True)]
+        return {"_class": WORKFLOW_JOB, "name": job.name.split("/")[-1], "fullName": job.name,
+                "url": self.url + job.url_path(), "buildable": True, "builds": builds,
+                "firstBuild": builds[-1] if builds else None,
+                "lastBuild": builds[0] if builds else None,
+                "inQueue": False, "nextBuildNumber": len(builds) + 1}
+
+    def _build_json(self, build):
+        actions = [{"_class": "hudson.model.ParametersAction", "parameters": [
+            {"_class": "hudson.model.StringParameterValue", "name": k, "value": v}
+            for k, v in sorted(build.parameters.items())]}]
+        # ApproverAction is invisible and not exported: only its class shows in api/json.
+        actions += [{"_class": "org.jenkinsci.plugins.workflow.support.steps.input.ApproverAction"}
+                    for _ in build.approvers]
+        return {"_class": WORKFLOW_RUN, "number": build.number, "id": str(build.number),
+                "url": self.url + build.url_path(), "building": build.building,
+                "result": build.result, "description": build.description,
+                "displayName": "#%d" % build.number,
+                "fullDisplayName": "%s #%d" % (build.job.name, build.number),
+                "timestamp": build.timestamp, "duration": 0 if build.building else 60000,
+                "actions": actions}
+
+    def _describe(self, build):
+        stages = [{"name": s, "status": "SUCCESS"} for s in BUILD_STAGES]
+        if build.waves:
+            status = {None: "PAUSED_PENDING_INPUT", "SUCCESS": "SUCCESS",
+                      "ABORTED": "ABORTED"}[build.result]
+            stages.append({"name": "Rollout", "status": status})
+        run_status = "PAUSED_PENDING_INPUT" if build.building else build.result
+        base = "/" + build.url_path()
+        return {
+            "_links": {"self": {"href": base + "wfapi/describe"},
+                       "pendingInputActions": {"href": base + "wfapi/pendingInputActions"}},
+            "id": str(build.number), "name": "#%d" % build.number, "status": run_status,
+            "startTimeMillis": build.timestamp, "endTimeMillis": build.timestamp + 60000,
+            "durationMillis": 60000, "queueDurationMillis": 5, "pauseDurationMillis": 0,
+            "stages": [dict(s, id=str(6 + 3 * i), execNode="", startTimeMillis=build.timestamp,
+                            durationMillis=1500 * (i + 1), pauseDurationMillis=0,
+                            _links={"self": {"href": base + "execution/node/%d/wfapi/describe"
+                                             % (6 + 3 * i)}})
+                       for i, s in enumerate(stages)]}
+
+    def _input_ext(self, build, pending):
+        base = "/" + build.url_path()
+        return {"id": pending["id"], "proceedText": "Roll out", "message": pending["message"],
+                "inputs": [],
+                "proceedUrl": base + "wfapi/inputSubmit?inputId=" + pending["id"],
+                "abortUrl": base + "input/" + pending["id"] + "/abort",
+                "redirectApprovalUrl": base + "input/"}
