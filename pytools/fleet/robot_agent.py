@@ -260,7 +260,9 @@ class Agent(object):
             lease = self.acquire_lease(args.owner) if args.owner else None
         self.audit("preflight", version=version, owner=args.owner, needed_bytes=needed)
         return {"ok": True, "status": "ok", "version": version, "needed_bytes": needed,
-                "free_bytes": free, "lease": lease, "current": self.current_version()}
+                "free_bytes": free, "lease": lease, "current": self.current_version(),
+                "incoming": self.incoming_dir(version),
+                "staged": os.path.isdir(self.release_dir(version))}
 
     def cmd_stage(self, args):
         version = args.version

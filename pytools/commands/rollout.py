@@ -1,0 +1,116 @@
+"""`pytools rollout NAME VERSION --fleet INVENTORY`: staged rollout to robots."""
+import os
+
+from pytools.commands import leaf
+from pytools.console import table
+from pytools.errors import CheckError, ConfigError
+from pytools.fleet.rollout import EXIT_AWAITING_APPROVAL, Options, Rollout, tty_prompt
+from pytools.fleet.transport import SSHTransport
+from pytools.fleet.waves import DEFAULT_WAVES
+
+EPILOG = """\
+examples:
+  pytools rollout demo 1.1.0 --fleet fleet/inventory.yml --package work/demo/package --yes
+  pytools rollout demo 1.1.0 --fleet inv.yml --package DIR --approval external   # pause per wave
+  pytools rollout demo 1.1.0 --fleet inv.yml --package DIR --resume --approved-by alice
+  pytools rollout demo 1.1.0 --fleet inv.yml --package DIR --dry-run
+exit status: 0 done, 3 halted (failure threshold crossed), 4 waiting for approval.
+"""
+
+
+def register(subparsers):
+    p = leaf(subparsers, "rollout", handle, help="roll a package version out to a robot fleet "
+             "in approved waves", description=__doc__.split("\n")[0] + "\n\n" + EPILOG)
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--fleet", required=True, metavar="INVENTORY",
+                   help="Ansible YAML inventory of the robots (group 'canary' = canary robots)")
+    p.add_argument("--package", metavar="DIR",
+                   help="package directory (default: fetch NAME VERSION from the registry)")
+    p.add_argument("--channel", help="registry channel to fetch from")
+    p.add_argument("--workdir", help="work directory (default work/NAME); the rollout record is "
+                   "<workdir>/rollouts/NAME-VERSION.json")
+    p.add_argument("--waves", default=DEFAULT_WAVES,
+                   help="comma-separated waves: 'canary' and cumulative percentages "
+                   "(default %(default)s)")
+    p.add_argument("--max-failures", default="0",
+                   help="failures allowed per wave before it halts: a count or N%% (default 0)")
+    p.add_argument("--rollback-wave", action="store_true",
+                   help="when a wave halts, roll back every robot of it, not only failed ones")
+    p.add_argument("--yes", action="store_true", help="approve every wave without asking")
+    p.add_argument("--approval", choices=["prompt", "external"], default="prompt",
+                   help="prompt on a terminal (default) or pause for an external approver")
+    p.add_argument("--approved-by", metavar="USER",
+                   help="record USER as the approver of the waiting wave (with --resume)")
+    p.add_argument("--resume", action="store_true", help="continue a halted or waiting rollout")
+    p.add_argument("--dry-run", action="store_true",
+                   help="plan waves and run a read-only preflight; change nothing")
+    p.add_argument("--concurrency", type=int, default=8, help="robots handled at once (8)")
+    p.add_argument("--pull-url", metavar="URL",
+                   help="pull mode: robots download the package from this base URL themselves")
+    p.add_argument("--io-timeout", type=float, default=20.0,
+                   help="seconds without progress before a link counts as dead (20)")
+    p.add_argument("--retries", type=int, default=3, help="transfer retries per robot (3)")
+    p.add_argument("--force", action="store_true", help="re-fetch the package from the registry")
+
+
+def fetch_from_registry(args, workdir):
+    try:
+        from pytools.registry import open_registry
+        from pytools.registry.settings import effective_settings
+    except ImportError:
+        raise ConfigError("no registry support here: give --package DIR")
+    dest = os.path.join(workdir, "packages", "%s-%s" % (args.name, args.version))
+    if os.path.isdir(dest) and not args.force:
+        return dest
+    open_registry(effective_settings()).fetch(args.name, args.version, dest,
+                                              channel=args.channel, replace=True)
+    return dest
+
+
+def handle(args):
+    if args.concurrency < 1 or args.retries < 0 or args.io_timeout <= 0:
+        raise ConfigError("--concurrency must be >= 1, --retries >= 0 and --io-timeout > 0")
+    if args.approved_by and not args.resume:
+        raise ConfigError("--approved-by records the approver of a waiting rollout: use it "
+                          "with --resume")
+    workdir = args.workdir or os.path.join("work", args.name)
+    package = args.package or fetch_from_registry(args, workdir)
+    opts = Options(waves=args.waves, max_failures=args.max_failures,
+                   rollback_wave=args.rollback_wave,
+                   approval="yes" if args.yes else args.approval, approver=args.approved_by,
+                   concurrency=args.concurrency, dry_run=args.dry_run, resume=args.resume,
+                   transport=SSHTransport(io_timeout=args.io_timeout, retries=args.retries,
+                                          pull_url=args.pull_url),
+                   prompt=tty_prompt if args.approval == "prompt" else None)
+    record = Rollout(args.name, args.version, args.fleet, package, workdir, opts).run()
+    if record.get("dry_run"):
+        return record, plan_text(record)
+    record = dict(record, exit_code={"halted": CheckError.exit_code,
+                                     "awaiting_approval": EXIT_AWAITING_APPROVAL}
+                  .get(record["state"], 0))
+    return record, record_text(record)
+
+
+def plan_text(plan):
+    lines = ["dry run: %s %s" % (plan["name"], plan["version"])]
+    for i, wave in enumerate(plan["waves"]):
+        lines.append("wave %d %-8s %s" % (i, wave["name"], ", ".join(wave["robots"])))
+    rows = [(n, c["current"] or "-", "ok" if c["ok"] else "%s: %s" % (c["status"], c["error"]))
+            for n, c in sorted(plan["preflight"].items())]
+    return "\n".join(lines) + "\n\n" + table(["robot", "current", "preflight"], rows)
+
+
+def record_text(rec):
+    rows = []
+    for name, r in rec["robots"].items():
+        rows.append((name, rec["waves"][r["wave"]]["name"], r["outcome"], r["bytes_sent"],
+                     r["timings"].get("transfer", "-"), (r["error"] or "")[:80]))
+    waves = ", ".join("%s=%s%s" % (w["name"], w["state"],
+                                   " (approved by %s)" % w["approver"] if w["approver"] else "")
+                      for w in rec["waves"])
+    head = "rollout %s: %s%s\nwaves: %s" % (rec["id"], rec["state"],
+                                             " - " + rec["halt_reason"] if rec["halt_reason"]
+                                             else "", waves)
+    return head + "\n\n" + table(["robot", "wave", "outcome", "bytes", "transfer s", "error"],
+                                 rows)
