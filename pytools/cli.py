@@ -17,13 +17,27 @@ def build_parser():
     parser.add_argument("--version", action="version", version="pytools " + __version__)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         importlib.import_module("pytools.commands." + info.name).register(subparsers)
     return parser
 
 
+# `pytools package CONFIG` is short for `pytools package build CONFIG`.
+DEFAULT_SUBCOMMAND = {"package": ("build", {"build", "verify", "keygen", "-h", "--help"})}
+
+
+def _expand_default_subcommand(argv):
+    if len(argv) >= 2 and argv[0] in DEFAULT_SUBCOMMAND:
+        default, known = DEFAULT_SUBCOMMAND[argv[0]]
+        if argv[1] not in known:
+            return [argv[0], default] + argv[1:]
+    return argv
+
+
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_expand_default_subcommand(list(sys.argv[1:] if argv is None else argv)))
     handler = getattr(args, "handler", None)
     if handler is None:
         (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)

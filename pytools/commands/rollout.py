@@ -4,6 +4,7 @@ import os
 from pytools.commands import leaf
 from pytools.console import table
 from pytools.errors import CheckError, ConfigError
+from pytools.fleet.package_server import PackageServer
 from pytools.fleet.rollout import EXIT_AWAITING_APPROVAL, Options, Rollout, tty_prompt
 from pytools.fleet.transport import SSHTransport
 from pytools.fleet.waves import DEFAULT_WAVES
@@ -48,6 +49,11 @@ def register(subparsers):
     p.add_argument("--concurrency", type=int, default=8, help="robots handled at once (8)")
     p.add_argument("--pull-url", metavar="URL",
                    help="pull mode: robots download the package from this base URL themselves")
+    p.add_argument("--pull", action="store_true",
+                   help="pull mode from this machine: serve the package over HTTP (Range) on "
+                   "--serve-address while the rollout runs")
+    p.add_argument("--serve-address", default="127.0.0.1",
+                   help="address robots reach this machine on, for --pull (127.0.0.1)")
     p.add_argument("--io-timeout", type=float, default=20.0,
                    help="seconds without progress before a link counts as dead (20)")
     p.add_argument("--retries", type=int, default=3, help="transfer retries per robot (3)")
@@ -74,14 +80,23 @@ def handle(args):
     if args.approved_by and not args.resume:
         raise ConfigError("--approved-by records the approver of a waiting rollout: use it "
                           "with --resume")
+    if args.pull and args.pull_url:
+        raise ConfigError("give --pull or --pull-url, not both")
     workdir = args.workdir or os.path.join("work", args.name)
     package = args.package or fetch_from_registry(args, workdir)
+    if args.pull and not args.dry_run:
+        with PackageServer(package, args.serve_address) as server:
+            return run_rollout(args, workdir, package, server.url)
+    return run_rollout(args, workdir, package, args.pull_url)
+
+
+def run_rollout(args, workdir, package, pull_url):
     opts = Options(waves=args.waves, max_failures=args.max_failures,
                    rollback_wave=args.rollback_wave,
                    approval="yes" if args.yes else args.approval, approver=args.approved_by,
                    concurrency=args.concurrency, dry_run=args.dry_run, resume=args.resume,
                    transport=SSHTransport(io_timeout=args.io_timeout, retries=args.retries,
-                                          pull_url=args.pull_url),
+                                          pull_url=pull_url),
                    prompt=tty_prompt if args.approval == "prompt" else None)
     record = Rollout(args.name, args.version, args.fleet, package, workdir, opts).run()
     if record.get("dry_run"):

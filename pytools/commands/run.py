@@ -1,0 +1,44 @@
+"""`pytools run CONFIG`: the whole chain, with a line per stage as it finishes and a summary table."""
+import os
+import sys
+import time
+
+from pytools.commands import leaf
+from pytools.commands._stage_text import key_numbers, line, status_text
+from pytools.commands.package import SIGN_ENV
+from pytools.commands.stages import add_stage_options
+from pytools.console import table
+
+
+def run(args):
+    from pytools import config
+    from pytools.pipeline import Pipeline
+
+    started = time.monotonic()
+    pipe = Pipeline(config.load(args.config), args.workdir, args.force)
+    sign_key = args.sign_key or os.environ.get(SIGN_ENV) or None
+    steps = [pipe.checkpoint, pipe.export, pipe.engine, pipe.parity, lambda: pipe.bench(args.baseline),
+             lambda: pipe.package(args.prerelease, sign_key)]
+    results = []
+    for step in steps:
+        result = step()
+        results.append(result)
+        if not args.json:
+            print(line(result), file=sys.stderr, flush=True)
+    total = time.monotonic() - started
+    rows = [[r.name, status_text(r), "%.2fs" % r.seconds, key_numbers(r.name, r.summary)] for r in results]
+    human = table(["stage", "status", "time", "key numbers"], rows)
+    human += "\n\npackage: %s\ntotal: %.2fs" % (pipe.wd.path("package"), total)
+    data = {"config": args.config, "workdir": pipe.wd.root, "seconds": round(total, 3),
+            "stages": [r.as_dict() for r in results]}
+    return data, human
+
+
+def register(subparsers):
+    p = leaf(subparsers, "run", run, "run the whole chain: checkpoint (fetch or train), export, engine, "
+             "parity, bench, package; unchanged stages are skipped as up to date")
+    add_stage_options(p)
+    p.add_argument("--prerelease", metavar="TAG", help="pre-release identifiers for the package version")
+    p.add_argument("--sign-key", metavar="PEM", help="Ed25519 private key to sign the manifest "
+                   "(default: $%s)" % SIGN_ENV)
+    p.add_argument("--baseline", metavar="BENCH_JSON", help="benchmark gate against a previous bench.json")
