@@ -19,7 +19,7 @@ import requests
 from artifactory import ArtifactoryBuildManager, ArtifactoryPath
 from dohq_artifactory.exception import ArtifactoryException, raise_for_status
 
-from pytools import __version__
+from pytools import __version__, semver
 from pytools.errors import CheckError
 from pytools.hashing import CHUNK, sha256_file
 from pytools.package import MANIFEST, SIGNATURE
@@ -131,6 +131,23 @@ class ArtifactoryRegistry(Registry):
             out.append({"version": parts[1], "platform": parts[2],
                         "channel": repo_channel[item["repo"]], "props": props})
         return out
+
+    def find(self, name=None, **props):
+        """Search by properties with AQL (`@key` criteria), e.g. find(parity_passed="true")."""
+        criteria = {"$or": [{"repo": r} for r in self._channel_of_repo()], "name": MANIFEST}
+        criteria.update({"@" + k.replace("_", "."): str(v) for k, v in props.items()})
+        if name:
+            criteria["@model.name"] = name
+        repo_channel = self._channel_of_repo()
+        found = self._aql(["items.find", criteria, ".include", ["repo", "path", "name", "property"]])
+        out = []
+        for item in found:
+            parts = item["path"].split("/")
+            if len(parts) == 3:
+                out.append({"name": parts[0], "version": parts[1], "platform": parts[2],
+                            "channel": repo_channel[item["repo"]],
+                            "props": {p["key"]: p.get("value", "") for p in item.get("properties", [])}})
+        return sorted(out, key=lambda e: (e["name"], semver.parse(e["version"]), e["channel"]))
 
     def models(self):
         found = self._aql(["items.find", {"$or": [{"repo": r} for r in self._channel_of_repo()],
