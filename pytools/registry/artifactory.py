@@ -118,36 +118,30 @@ class ArtifactoryRegistry(Registry):
         return {repo: channel for channel, repo in self.repos.items() if channel in self.channels}
 
     def _catalog(self, name):
+        return [e for e in self._query({"path": {"$match": name + "/*"}}) if e["name"] == name]
+
+    def _query(self, criteria):
+        """Complete packages (their manifests) matching AQL criteria, as catalog entries."""
         repo_channel = self._channel_of_repo()
-        found = self._aql(["items.find", {
-            "$or": [{"repo": r} for r in repo_channel], "name": MANIFEST,
-            "path": {"$match": name + "/*"}}, ".include", ["repo", "path", "name", "property"]])
+        query = {"$or": [{"repo": r} for r in repo_channel], "name": MANIFEST}
+        query.update(criteria)
+        found = self._aql(["items.find", query, ".include", ["repo", "path", "name", "property"]])
         out = []
         for item in found:
             parts = item.get("path", "").split("/")
-            if len(parts) != 3 or parts[0] != name or item.get("repo") not in repo_channel:
+            if len(parts) != 3 or item.get("repo") not in repo_channel:
                 continue
             props = {p["key"]: p.get("value", "") for p in item.get("properties", [])}
-            out.append({"version": parts[1], "platform": parts[2],
+            out.append({"name": parts[0], "version": parts[1], "platform": parts[2],
                         "channel": repo_channel[item["repo"]], "props": props})
         return out
 
     def find(self, name=None, **props):
         """Search by properties with AQL (`@key` criteria), e.g. find(parity_passed="true")."""
-        criteria = {"$or": [{"repo": r} for r in self._channel_of_repo()], "name": MANIFEST}
-        criteria.update({"@" + k.replace("_", "."): str(v) for k, v in props.items()})
+        criteria = {"@" + k.replace("_", "."): str(v) for k, v in props.items()}
         if name:
             criteria["@model.name"] = name
-        repo_channel = self._channel_of_repo()
-        found = self._aql(["items.find", criteria, ".include", ["repo", "path", "name", "property"]])
-        out = []
-        for item in found:
-            parts = item["path"].split("/")
-            if len(parts) == 3:
-                out.append({"name": parts[0], "version": parts[1], "platform": parts[2],
-                            "channel": repo_channel[item["repo"]],
-                            "props": {p["key"]: p.get("value", "") for p in item.get("properties", [])}})
-        return sorted(out, key=lambda e: (e["name"], semver.parse(e["version"]), e["channel"]))
+        return sorted(self._query(criteria), key=lambda e: (e["name"], semver.parse(e["version"]), e["channel"]))
 
     def models(self):
         found = self._aql(["items.find", {"$or": [{"repo": r} for r in self._channel_of_repo()],

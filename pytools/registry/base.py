@@ -88,7 +88,7 @@ class Registry(object):
     # -- storage primitives each backend implements ------------------------------------------
 
     def _catalog(self, name):
-        """Complete packages of `name`: dicts {version, channel, platform, props}."""
+        """Complete packages of `name`: dicts {name, version, channel, platform, props}."""
         raise NotImplementedError
 
     def _store(self, package_dir, manifest, channel, props, replace):
@@ -380,7 +380,7 @@ class Registry(object):
         for n in names:
             for e in self._catalog(n):
                 if all(e["props"].get(k) == v for k, v in wanted.items()):
-                    out.append(dict(e, name=n))
+                    out.append(e)
         return sorted(out, key=lambda e: (e["name"], semver.parse(e["version"]), e["channel"]))
 
     def models(self):

@@ -68,7 +68,7 @@ class LocalRegistry(Registry):
                     continue
                 for pdir in os.scandir(vdir.path):
                     if pdir.is_dir() and os.path.isfile(os.path.join(pdir.path, MANIFEST)):
-                        out.append({"version": vdir.name, "channel": channel, "platform": pdir.name,
+                        out.append({"name": name, "version": vdir.name, "channel": channel, "platform": pdir.name,
                                     "props": _read_json(_props_path(vdir.path, pdir.name))})
         return out
 

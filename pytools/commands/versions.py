@@ -1,0 +1,25 @@
+"""`pytools versions [NAME]`: list a model's versions in SemVer order (or the models)."""
+from pytools.commands import leaf
+from pytools.console import table
+from pytools.registry.cli import add_registry_options, registry_from_args
+
+
+def register(subparsers):
+    p = leaf(subparsers, "versions", handle, "list versions of a model (semver order) or all models")
+    p.add_argument("name", metavar="NAME", nargs="?", help="model name (omit to list models)")
+    p.add_argument("--channel", help="only versions in this channel")
+    add_registry_options(p)
+
+
+def handle(args):
+    registry = registry_from_args(args)
+    if not args.name:
+        models = registry.models()
+        return {"models": models}, "\n".join(models) or "(no models)"
+    rows = registry.versions(args.name, channel=args.channel)
+    text = table(["VERSION", "CHANNELS", "PLATFORMS", "PARITY", "PROMOTED"],
+                 [[r["version"], ",".join(r["channels"]), ",".join(r["platforms"]), r.get("parity", ""),
+                   "; ".join("%s->%s by %s%s" % (p.get("from"), p.get("to"), p.get("by"),
+                                                  " (forced)" if p.get("forced") == "true" else "")
+                             for p in r["promotions"])] for r in rows]) if rows else "(no versions)"
+    return {"name": args.name, "versions": rows}, text
