@@ -43,7 +43,9 @@ class Fault(object):
         self.path = re.compile(path) if path else None
         self.status, self.after_bytes = status, after_bytes
 
-    def applies(self, method, path):
+    def applies(self, method, path, has_body):
+        if self.kind == "drop" and not has_body:  # only a body can be cut off midway
+            return False
         return self.count > 0 and (self.method in (None, method)) and \
             (self.path is None or self.path.search(path) is not None)
 
@@ -106,10 +108,10 @@ class ArtifactoryServer(object):
             self.faults.append(fault)
         return fault
 
-    def take_fault(self, method, path):
+    def take_fault(self, method, path, has_body):
         with self._lock:
             for fault in self.faults:
-                if fault.applies(method, path):
+                if fault.applies(method, path, has_body):
                     fault.count -= 1
                     return fault
         return None
@@ -156,7 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(404, "Not Found")
             self.query = urllib.parse.parse_qs(query, keep_blank_values=True)
             self.user = self._authenticate()
-            fault = self.app.take_fault(self.command, raw_path)
+            has_body = int(self.headers.get("Content-Length") or 0) > 0 or \
+                self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+            # faults match the path without deploy matrix parameters (;key=value)
+            fault = self.app.take_fault(self.command, raw_path.split(";")[0], has_body)
             if fault is not None:
                 status = self._apply_fault(fault)
                 return

@@ -74,3 +74,16 @@ def registry(request, tmp_path):
         yield reg
     finally:
         server.stop()
+
+
+def corrupt_stored(registry, name, version, rel):
+    """Flip one stored byte of a published file, in whichever backend holds it."""
+    entry = registry.resolve(name, version)
+    if registry.kind == "local":
+        with open(os.path.join(entry["location"], rel), "r+b") as f:
+            byte = f.read(1)
+            f.seek(0)
+            f.write(bytes([byte[0] ^ 0xFF]))
+    else:
+        registry.server.corrupt("/".join([registry.repos[entry["channel"]], name, entry["version"],
+                                          entry["platform"], rel]))

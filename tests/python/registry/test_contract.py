@@ -1,0 +1,170 @@
+"""One contract, both backends: every test runs against the local registry and against the real
+dohq-artifactory client talking to the Artifactory-compatible server on loopback."""
+import os
+
+import pytest
+
+from conftest import corrupt_stored
+from pytools.errors import CheckError, ConfigError
+from pytools.package import MANIFEST
+from pytools.registry import RegistryError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_publish_then_fetch_gives_the_same_verified_bytes(registry, make_package, tmp_path):
+    pkg = make_package(version="1.4.0")
+    result = registry.publish(pkg, channel="dev")
+    for key in ("name", "version", "platform", "channel", "url", "location", "bytes_sent"):
+        assert key in result
+    assert (result["name"], result["version"], result["platform"], result["channel"]) == \
+        ("weed-detector", "1.4.0", "onnxruntime", "dev")
+    assert result["bytes_sent"] >= os.path.getsize(os.path.join(pkg, "model.onnx"))
+    out = registry.fetch("weed-detector", "1.4.0", str(tmp_path / "out"))
+    assert out["verified"] and out["version"] == "1.4.0"
+    for rel in ("model.onnx", "model.ts", MANIFEST):
+        assert read(os.path.join(str(tmp_path / "out"), rel)) == read(os.path.join(pkg, rel))
+
+
+def test_released_versions_are_immutable(registry, make_package, tmp_path):
+    first = make_package(version="1.0.0")
+    registry.publish(first)
+    other = make_package(version="1.0.0", files={"model.onnx": b"different bytes"})
+    with pytest.raises(RegistryError, match="immutable"):
+        registry.publish(other)
+    registry.fetch("weed-detector", "1.0.0", str(tmp_path / "out"))
+    assert read(str(tmp_path / "out" / "model.onnx")) == read(os.path.join(first, "model.onnx"))
+    with pytest.raises(RegistryError, match="cannot be deleted"):
+        registry.delete("weed-detector", "1.0.0")
+    assert [v["version"] for v in registry.versions("weed-detector")] == ["1.0.0"]
+
+
+def test_prereleases_can_be_republished_and_deleted(registry, make_package, tmp_path):
+    registry.publish(make_package(version="1.1.0-mr.3"))
+    replacement = make_package(version="1.1.0-mr.3", files={"model.onnx": b"rebuilt"})
+    assert registry.publish(replacement)["replaced"] is True
+    registry.fetch("weed-detector", "1.1.0-mr.3", str(tmp_path / "out"))
+    assert read(str(tmp_path / "out" / "model.onnx")) == b"rebuilt"
+    assert registry.delete("weed-detector", "1.1.0-mr.3")["deleted_from"] == ["dev"]
+    assert registry.versions("weed-detector") == []
+
+
+def test_versions_are_listed_in_semver_order(registry, make_package):
+    for v in ["1.10.0", "1.2.0", "1.2.0-mr.10", "1.2.0-mr.9", "1.2.0-alpha", "0.9.0"]:
+        registry.publish(make_package(version=v, files={"model.onnx": v.encode()}))
+    assert [r["version"] for r in registry.versions("weed-detector")] == \
+        ["0.9.0", "1.2.0-alpha", "1.2.0-mr.9", "1.2.0-mr.10", "1.2.0", "1.10.0"]
+    assert [r["prerelease"] for r in registry.versions("weed-detector")][:3] == [False, True, True]
+
+
+def test_resolve_versions_aliases_and_ranges(registry, make_package):
+    for v in ["1.2.0", "1.3.1", "2.0.0", "2.1.0-mr.5"]:
+        registry.publish(make_package(version=v, files={"model.onnx": v.encode()}))
+    resolve = lambda spec, **kw: registry.resolve("weed-detector", spec, **kw)["version"]
+    assert resolve("latest") == "2.0.0"  # pre-releases are never "latest"
+    assert resolve("^1.2") == "1.3.1"
+    assert resolve("~1.2.0") == "1.2.0"
+    assert resolve(">=1.0 <2") == "1.3.1"
+    assert resolve("2.1.0-mr.5") == "2.1.0-mr.5"
+    registry.promote("weed-detector", "1.3.1", "staging")
+    assert resolve("staging") == "1.3.1"
+    assert registry.resolve("weed-detector", "1.3.1")["channel"] == "staging"
+    registry.set_alias("weed-detector", "production", "1.2.0")
+    assert resolve("production") == "1.2.0"
+    assert registry.aliases("weed-detector")["production"]["kind"] == "explicit"
+    with pytest.raises(RegistryError, match="no alias 'canary'"):
+        resolve("canary")
+    with pytest.raises(RegistryError, match="satisfies"):
+        resolve("^3")
+    with pytest.raises(RegistryError, match="no versions"):
+        registry.resolve("no-such-model", "latest")
+    with pytest.raises(RegistryError, match="not published"):
+        registry.set_alias("weed-detector", "production", "9.9.9")
+    with pytest.raises(ConfigError):
+        registry.set_alias("weed-detector", "latest", "1.2.0")
+
+
+def test_promotion_records_who_and_when(registry, make_package, monkeypatch):
+    monkeypatch.setenv("BUILD_USER_ID", "release-manager-anna")
+    registry.publish(make_package(version="1.4.0"))
+    result = registry.promote("weed-detector", "1.4.0", "staging")
+    assert (result["from"], result["to"], result["by"], result["forced"]) == \
+        ("dev", "staging", "release-manager-anna", False)
+    row = registry.versions("weed-detector")[0]
+    assert row["channels"] == ["dev", "staging"]
+    assert row["promotions"][0]["by"] == "release-manager-anna"
+    assert row["promotions"][0]["at"] == result["at"]
+    with pytest.raises(RegistryError, match="already in channel staging"):
+        registry.promote("weed-detector", "1.4.0", "staging")
+    registry.promote("weed-detector", "1.4.0", "release", move=True)
+    assert registry.versions("weed-detector")[0]["channels"] == ["dev", "release"]
+    with pytest.raises(RegistryError, match="not published"):
+        registry.promote("weed-detector", "7.0.0", "staging")
+
+
+def test_promoting_a_parity_failure_is_refused_unless_forced(registry, make_package):
+    registry.publish(make_package(version="1.5.0", parity=False))
+    with pytest.raises(CheckError, match="failed parity"):
+        registry.promote("weed-detector", "1.5.0", "staging")
+    assert registry.versions("weed-detector")[0]["channels"] == ["dev"]
+    result = registry.promote("weed-detector", "1.5.0", "staging", force=True)
+    assert result["forced"] is True
+    promo = registry.versions("weed-detector")[0]["promotions"][0]
+    assert promo["forced"] == "true" and promo["to"] == "staging"
+
+
+def test_a_package_whose_files_do_not_match_its_manifest_is_refused(registry, make_package):
+    pkg = make_package(version="1.6.0")
+    with open(os.path.join(pkg, "model.onnx"), "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(CheckError, match="model.onnx"):
+        registry.publish(pkg)
+    assert registry.versions("weed-detector") == []
+
+
+def test_a_download_whose_bytes_do_not_match_is_refused(registry, make_package, tmp_path):
+    registry.publish(make_package(version="1.7.0"))
+    corrupt_stored(registry, "weed-detector", "1.7.0", "model.onnx")
+    dest = str(tmp_path / "out")
+    with pytest.raises(CheckError, match="failed verification"):
+        registry.fetch("weed-detector", "1.7.0", dest)
+    assert not os.path.exists(dest) and not os.path.exists(dest + ".partial")
+
+
+def test_several_platforms_need_a_choice(registry, make_package):
+    registry.publish(make_package(version="1.8.0"))
+    registry.publish(make_package(version="1.8.0", platform="trt8.5-sm72-l4t35.3.1"))
+    with pytest.raises(RegistryError, match="several platforms"):
+        registry.resolve("weed-detector", "1.8.0")
+    entry = registry.resolve("weed-detector", "1.8.0", platform="trt8.5-sm72-l4t35.3.1")
+    assert entry["platform"] == "trt8.5-sm72-l4t35.3.1"
+    assert registry.versions("weed-detector")[0]["platforms"] == ["onnxruntime", "trt8.5-sm72-l4t35.3.1"]
+
+
+def test_search_by_properties(registry, make_package):
+    registry.publish(make_package(version="1.0.0", parity=True))
+    registry.publish(make_package(version="1.1.0", parity=False))
+    registry.publish(make_package(name="row-finder", version="0.1.0"))
+    failed = registry.find(parity_passed="false")
+    assert [(e["name"], e["version"]) for e in failed] == [("weed-detector", "1.1.0")]
+    assert failed[0]["props"]["git.commit"] == "3f2a1bc0" * 5
+    assert registry.models() == ["row-finder", "weed-detector"]
+
+
+def test_identical_bytes_under_a_new_version_are_not_sent_again(registry, make_package):
+    files = {"model.onnx": os.urandom(300 * 1024), "model.ts": os.urandom(20 * 1024)}
+    first = registry.publish(make_package(version="2.0.0", files=files))
+    assert first["bytes_sent"] >= 320 * 1024
+    pkg = make_package(version="2.0.1", files=files)
+    second = registry.publish(pkg)
+    assert second["bytes_sent"] <= os.path.getsize(os.path.join(pkg, MANIFEST))
+
+
+def test_unknown_channel_is_a_config_error(registry, make_package):
+    with pytest.raises(ConfigError, match="unknown channel"):
+        registry.publish(make_package(), channel="prod")
