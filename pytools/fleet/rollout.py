@@ -62,6 +62,8 @@ class Rollout:
                                 name, version))
         with open(os.path.join(self.package_dir, MANIFEST), "rb") as f:
             self.manifest_bytes = f.read()
+        self.external_approver = options.approver
+        self.plan = plan_waves(list(self.robots.values()), options.waves)
         self.record = None
 
     # -- the record --
@@ -79,7 +81,7 @@ class Rollout:
         self.save()
 
     def new_record(self):
-        waves = plan_waves(list(self.robots.values()), self.opts.waves)
+        waves = [dict(w) for w in self.plan]
         robots = {}
         for i, wave in enumerate(waves):
             for n in wave["robots"]:
@@ -176,8 +178,9 @@ class Rollout:
         who = None
         if opts.approval == "yes":
             who = opts.approver or "--yes"
-        elif opts.approver and opts.approval == "external":
-            who = opts.approver
+        elif self.external_approver:
+            # --approved-by approves the one wave that was waiting; later waves wait again.
+            who, self.external_approver = self.external_approver, None
         elif opts.approval == "prompt" and opts.prompt is not None:
             answer = opts.prompt(question)  # None: nobody at a terminal, so wait externally
             if answer:
@@ -290,7 +293,7 @@ class Rollout:
 
     def dry_run(self):
         """Plan the waves and run a read-only preflight of every robot (no lease, no transfer)."""
-        waves = plan_waves(list(self.robots.values()), self.opts.waves)
+        waves = self.plan
         t = self.opts.transport
         with ThreadPoolExecutor(self.opts.concurrency) as pool:
             checks = dict(pool.map(lambda r: (r.name, t.preflight(r, self.manifest_bytes)),

@@ -119,14 +119,17 @@ class SimRobot:
         finally:
             log.close()
 
+    def stop_service(self):
+        if self.service:
+            stop_process(self.service)
+            self.service = None
+
     def service_host(self):
         return "127.0.0.1" if self.netns else self.address
 
     def stop(self):
         self.stop_sshd()
-        if self.service:
-            stop_process(self.service)
-            self.service = None
+        self.stop_service()
 
     # -- faults --
     def set_busy(self, busy):

@@ -1,0 +1,258 @@
+"""`pytools rollout` / `pytools fleet status` over real SSH against the simulated fleet."""
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from fleet_testlib import current, needs_root, read_record
+
+from pytools.fleet.demo import make_demo_package
+from pytools.fleet.simulate import keygen
+
+pytestmark = [needs_root, pytest.mark.timeout(180)]
+
+
+def rollout(cli, fleet, package, version, workdir, *extra):
+    return cli("rollout", "demo", version, "--fleet", fleet.inventory, "--package", package,
+               "--workdir", str(workdir), "--io-timeout", "5", *extra)
+
+
+def package_bytes(package):
+    return sum(os.path.getsize(os.path.join(package, n)) for n in os.listdir(package))
+
+
+def test_rollout_all_waves_then_status(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(3)
+    code, rec, err = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes",
+                             "--waves", "canary,50%,100%")
+    assert code == 0, err
+    assert rec["state"] == "completed"
+    assert [w["robots"] for w in rec["waves"]] == [["robot-001"], ["robot-002"], ["robot-003"]]
+    assert [w["approver"] for w in rec["waves"]] == [None, "--yes", "--yes"]
+    for name, r in rec["robots"].items():
+        assert r["outcome"] == "activated" and r["previous"] == "1.0.0"
+        assert r["bytes_sent"] == package_bytes(packages.v2)
+        assert r["health"]["ok"] and r["health"]["detail"]["version"] == "1.1.0"
+        assert current(fleet.robot(name)) == "1.1.0"
+    assert read_record(str(tmp_path), "demo", "1.1.0")["state"] == "completed"
+    code, status, err = cli("fleet", "status", fleet.inventory)
+    assert code == 0, err
+    assert [(r["robot"], r["version"], r["healthy"]) for r in status["robots"]] == [
+        ("robot-001", "1.1.0", True), ("robot-002", "1.1.0", True), ("robot-003", "1.1.0", True)]
+    assert status["robots"][0]["last_deployment"]["action"] == "activate"
+
+
+def test_external_approval_pauses_then_resumes(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(2)
+    code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--approval", "external",
+                           "--waves", "canary,100%")
+    assert code == 4 and rec["state"] == "awaiting_approval"
+    assert current(fleet.robot("robot-001")) == "1.1.0"
+    assert current(fleet.robot("robot-002")) == "1.0.0"
+    code, rec, err = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--approval",
+                             "external", "--waves", "canary,100%")
+    assert code != 0 and "--resume" in err
+    code, rec, err = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--resume",
+                             "--approved-by", "alice")
+    assert code == 0, err
+    assert rec["state"] == "completed" and rec["waves"][1]["approver"] == "alice"
+    assert current(fleet.robot("robot-002")) == "1.1.0"
+
+
+def test_failing_health_rolls_back_and_halts_later_waves_untouched(make_fleet, packages, cli,
+                                                                   tmp_path):
+    fleet = make_fleet(3)
+    code, rec, _ = rollout(cli, fleet, packages.broken, "1.2.0", tmp_path, "--yes",
+                           "--waves", "canary,100%")
+    assert code == 3 and rec["state"] == "halted" and "canary" in rec["halt_reason"]
+    canary = rec["robots"]["robot-001"]
+    assert canary["outcome"] == "rolled-back" and canary["rolled_back_to"] == "1.0.0"
+    assert "health check failed" in canary["error"]
+    assert [r["outcome"] for n, r in sorted(rec["robots"].items())][1:] == ["pending", "pending"]
+    for robot in fleet.robots:
+        assert current(robot) == "1.0.0"
+        status = robot.agent("status")
+        assert status["health"]["ok"] and status["health"]["detail"]["version"] == "1.0.0"
+    for robot in fleet.robots[1:]:
+        assert os.listdir(os.path.join(robot.model_root, "incoming")) == []
+
+
+def test_busy_robot_deferred_then_resumed(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(2)
+    fleet.robot("robot-002").set_busy(True)
+    code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes",
+                           "--waves", "canary,100%")
+    assert code == 0 and rec["state"] == "completed-with-deferred"
+    assert rec["robots"]["robot-002"]["outcome"] == "deferred"
+    assert rec["robots"]["robot-002"]["bytes_sent"] == 0
+    assert current(fleet.robot("robot-002")) == "1.0.0"
+    fleet.robot("robot-002").set_busy(False)
+    code, rec, err = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--resume", "--yes")
+    assert code == 0, err
+    assert rec["state"] == "completed" and rec["robots"]["robot-002"]["outcome"] == "activated"
+    assert current(fleet.robot("robot-002")) == "1.1.0"
+
+
+def test_second_rollout_to_same_robot_is_refused(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(1)
+    robot = fleet.robot("robot-001")
+    assert robot.agent("lease", "acquire", "--owner", "other-controller-rollout")["ok"]
+    code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes")
+    assert code == 3 and rec["robots"]["robot-001"]["outcome"] == "locked"
+    assert "other-controller-rollout" in rec["robots"]["robot-001"]["error"]
+    assert current(robot) == "1.0.0"
+    # The same rollout started twice from one controller: the second is refused at once.
+    lock = tmp_path / "rollouts" / "demo-1.1.0.json.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, _, err = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--resume", "--yes")
+    assert code == 1 and "another rollout of demo 1.1.0 is running" in err
+
+
+def test_unknown_host_key_is_refused(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(3)
+    impostor = str(tmp_path / "impostor_key")
+    keygen(impostor)
+    with open(impostor + ".pub") as f:
+        fake = " ".join(f.read().split()[:2])
+    lines = open(fleet.known_hosts).read().splitlines()
+    r2, r3 = fleet.robot("robot-002"), fleet.robot("robot-003")
+    # robot-002: a different key on record (changed host key); robot-003: no entry at all.
+    lines[1] = "[%s]:%d %s" % (r2.address, r2.port, fake)
+    del lines[2]
+    with open(fleet.known_hosts, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes",
+                           "--waves", "canary,100%", "--max-failures", "2")
+    assert rec["robots"]["robot-001"]["outcome"] == "activated"
+    for name in ("robot-002", "robot-003"):
+        assert rec["robots"][name]["outcome"] == "hostkey"
+        assert "refused" in rec["robots"][name]["error"]
+        assert current(fleet.robot(name)) == "1.0.0"
+    assert open(fleet.known_hosts).read().count("\n") == 2, "known_hosts must not be added to"
+
+
+def test_tampered_package_is_refused_by_the_robot(make_fleet, packages, cli, tmp_path):
+    signed_v1 = packages.make("1.0.0", sign_key=packages.key)
+    fleet = make_fleet(1, public_key=packages.pub, install_package=signed_v1)
+    signed = packages.make("1.1.0", payload_bytes=4096, sign_key=packages.key)
+    tampered = str(tmp_path / "tampered")
+    shutil.copytree(signed, tampered)
+    mpath = os.path.join(tampered, "manifest.json")
+    manifest = json.load(open(mpath))
+    manifest["evidence"]["parity"] = {"passed": True, "forged": True}
+    with open(mpath, "w") as f:
+        json.dump(manifest, f)
+    code, rec, _ = rollout(cli, fleet, tampered, "1.1.0", tmp_path, "--yes")
+    assert code == 3
+    robot = rec["robots"]["robot-001"]
+    assert robot["outcome"] == "refused" and "signature" in robot["error"]
+    assert current(fleet.robot("robot-001")) == "1.0.0"
+    code, rec, err = rollout(cli, fleet, signed, "1.1.0", str(tmp_path / "w2"), "--yes")
+    assert code == 0, err
+
+
+def test_package_for_another_platform_refused_before_transfer(make_fleet, packages, cli,
+                                                              tmp_path):
+    fleet = make_fleet(2)
+    trt = str(tmp_path / "trt")
+    make_demo_package(trt, "2.0.0", platform="trt8.5-sm72-l4t35.3.1")
+    code, rec, _ = rollout(cli, fleet, trt, "2.0.0", tmp_path, "--yes", "--waves", "canary,100%")
+    assert code == 3 and rec["state"] == "halted"
+    canary = rec["robots"]["robot-001"]
+    assert canary["outcome"] == "refused" and "tensorrt" in canary["error"]
+    assert all(r["bytes_sent"] == 0 for r in rec["robots"].values())
+    assert rec["robots"]["robot-002"]["outcome"] == "pending"
+
+
+def test_disk_too_small_refused_at_preflight(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(1, install=False)
+    robot = fleet.robot("robot-001")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", robot.model_root],
+                   check=True)
+    try:
+        fleet.install(packages.v1, "1.0.0")
+        code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes")
+        assert code == 3
+        r = rec["robots"]["robot-001"]
+        assert r["outcome"] == "refused" and "not enough disk" in r["error"]
+        assert r["bytes_sent"] == 0 and current(robot) == "1.0.0"
+    finally:
+        fleet.stop()
+        subprocess.run(["umount", robot.model_root], check=True)
+
+
+def test_file_corrupted_in_transit_is_detected_and_resent(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(1)
+    robot = fleet.robot("robot-001")
+    # A partial file whose bytes went bad on the way: resuming after it gives a wrong sha256.
+    incoming = os.path.join(robot.model_root, "incoming", "1.1.0")
+    os.makedirs(incoming)
+    with open(os.path.join(incoming, "weights.bin"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    code, rec, err = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes")
+    assert code == 0, err
+    r = rec["robots"]["robot-001"]
+    assert r["outcome"] == "activated" and r["attempts"] == 2
+    blob = os.path.getsize(os.path.join(packages.v2, "weights.bin"))
+    assert r["bytes_sent"] > blob, "the corrupt file must be sent again in full"
+    assert current(robot) == "1.1.0"
+
+
+def test_dry_run_changes_nothing(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(2)
+    fleet.robot("robot-002").set_busy(True)
+    code, plan, err = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--dry-run")
+    assert code == 0, err
+    assert plan["dry_run"] and [w["robots"] for w in plan["waves"]] == [["robot-001"],
+                                                                         ["robot-002"]]
+    assert plan["preflight"]["robot-001"]["ok"]
+    assert plan["preflight"]["robot-002"]["status"] == "busy"
+    assert not (tmp_path / "rollouts").exists()
+    for robot in fleet.robots:
+        assert current(robot) == "1.0.0"
+        assert not os.path.exists(os.path.join(robot.model_root, "deploy.lease"))
+
+
+def test_halted_wave_rolls_back_whole_wave(make_fleet, packages, cli, tmp_path):
+    fleet = make_fleet(2)
+    fleet.robot("robot-002").stop_service()  # its health check will fail after activation
+    code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes",
+                           "--waves", "100%", "--rollback-wave")
+    assert code == 3
+    assert rec["robots"]["robot-002"]["outcome"] == "rolled-back"
+    assert rec["robots"]["robot-001"]["outcome"] == "rolled-back"
+    assert rec["robots"]["robot-001"]["rolled_back_to"] == "1.0.0"
+    assert current(fleet.robot("robot-001")) == "1.0.0"
+    assert current(fleet.robot("robot-002")) == "1.0.0"
+    code, status, _ = cli("fleet", "status", fleet.inventory)
+    assert code == 1 and status["unhealthy"] == 1
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--approved-by", "bob"], "use it with --resume"),
+    (["--max-failures", "many"], "--max-failures"),
+    (["--concurrency", "0"], "--concurrency must be >= 1"),
+    (["--resume"], "nothing to resume"),
+    (["--waves", "canary,abc"], "wave 'abc'"),
+])
+def test_rollout_bad_input(packages, cli, tmp_path, extra, message):
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all: {hosts: {r1: {ansible_host: 127.0.1.250}}}\n")
+    code, _, err = cli("rollout", "demo", "1.1.0", "--fleet", str(inv), "--package",
+                       packages.v2, "--workdir", str(tmp_path), *extra)
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "rollouts" / "demo-1.1.0.json").exists()
+
+
+def test_rollout_package_mismatch_and_missing(packages, cli, tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all: {hosts: {r1: {ansible_host: 127.0.1.250}}}\n")
+    code, _, err = cli("rollout", "demo", "9.9.9", "--fleet", str(inv), "--package",
+                       packages.v2, "--workdir", str(tmp_path))
+    assert code == 3 and "is demo 1.1.0, not demo 9.9.9" in err
+    code, _, err = cli("rollout", "demo", "1.1.0", "--fleet", str(inv), "--package",
+                       str(tmp_path / "nothing"), "--workdir", str(tmp_path))
+    assert code == 3 and "not a package directory" in err

@@ -1,0 +1,92 @@
+"""Wave planning, thresholds and inventory parsing (pure functions, bad inputs)."""
+import pytest
+
+from pytools.errors import ConfigError
+from pytools.fleet.inventory import load_inventory
+from pytools.fleet.waves import crossed, parse_threshold, plan_waves
+
+INVENTORY = """\
+all:
+  vars:
+    ansible_user: root
+    ansible_ssh_private_key_file: keys/id
+    model_agent_known_hosts: known_hosts
+  children:
+    canary:
+      hosts:
+        r05: {ansible_host: 10.9.0.5}
+    field:
+      vars: {ansible_port: 2222}
+      hosts:
+        r01: {ansible_host: 10.9.0.1}
+        r02:
+        r03: {ansible_port: 22}
+        r04:
+        r05:
+"""
+
+
+@pytest.fixture
+def robots(tmp_path):
+    path = tmp_path / "inv.yml"
+    path.write_text(INVENTORY)
+    return load_inventory(str(path))
+
+
+def test_inventory_vars_groups_and_paths(robots, tmp_path):
+    by = {r.name: r for r in robots}
+    assert [r.name for r in robots] == ["r05", "r01", "r02", "r03", "r04"]
+    assert by["r05"].groups == ["all", "canary", "field"] and by["r05"].host == "10.9.0.5"
+    assert by["r01"].port == 2222 and by["r03"].port == 22 and by["r02"].host == "r02"
+    assert by["r01"].key_file == str(tmp_path / "keys" / "id")
+    assert by["r01"].known_hosts == str(tmp_path / "known_hosts")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("- just a list\n", "expected an Ansible YAML inventory"),
+    ("all: {hosts: {}}\n", "lists no hosts"),
+    ("all: {hosts: {r1: 5}}\n", "must map to variables"),
+    ("all: [\n", "not valid YAML"),
+])
+def test_inventory_bad_input(tmp_path, text, message):
+    path = tmp_path / "inv.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_inventory(str(path))
+
+
+def test_inventory_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read fleet inventory"):
+        load_inventory(str(tmp_path / "nope.yml"))
+
+
+def test_waves_canary_then_cumulative_percentages(robots):
+    waves = plan_waves(robots, "canary,20%,50%,100%")
+    assert [(w["name"], w["robots"]) for w in waves] == [
+        ("canary", ["r05"]), ("50%", ["r01", "r02"]), ("100%", ["r03", "r04"])]
+    # 20% of 5 is 1 robot, already covered by the canary: that wave is empty and dropped.
+
+
+def test_waves_without_canary_group_and_last_wave_takes_rest(robots):
+    for r in robots:
+        r.groups = ["all"]
+    waves = plan_waves(robots, "canary,40%")
+    assert waves == [{"name": "canary", "robots": ["r05"]},
+                     {"name": "40%", "robots": ["r01", "r02", "r03", "r04"]}]
+
+
+@pytest.mark.parametrize("spec", ["", "canary,abc", "canary,150%", "canary,x%"])
+def test_waves_bad_spec(robots, spec):
+    with pytest.raises(ConfigError):
+        plan_waves(robots, spec)
+
+
+def test_thresholds():
+    assert not crossed(parse_threshold("0"), 0, 10)
+    assert crossed(parse_threshold("0"), 1, 10)
+    assert not crossed(parse_threshold("2"), 2, 10)
+    assert not crossed(parse_threshold("10%"), 1, 10) and crossed(parse_threshold("10%"), 2, 10)
+    assert crossed(parse_threshold("10%"), 1, 5)  # 10% of 5 rounds down to 0 allowed
+    for bad in ("-1", "x", "120%"):
+        with pytest.raises(ConfigError):
+            parse_threshold(bad)
