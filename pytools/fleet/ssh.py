@@ -7,6 +7,7 @@ the socket and by SSH keepalives and channel timeouts, so a transfer over a cut 
 incoming/ directory is continued from its current size.
 """
 import json
+import logging
 import os
 import shlex
 import socket
@@ -16,6 +17,9 @@ import paramiko
 from pytools.errors import PytoolsError
 
 BLOCK = 1 << 18
+# Link failures are reported once, as TransportError; paramiko's own thread would otherwise
+# print a traceback for each through logging's last-resort handler.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class TransportError(PytoolsError):

@@ -12,11 +12,14 @@ from pytools.package import MANIFEST, SIGNATURE
 
 class SSHTransport:
     def __init__(self, connect_timeout=10.0, io_timeout=20.0, retries=3, backoff=1.0,
-                 pull_url=None, activate_timeout=120.0):
+                 pull_url=None, activate_timeout=120.0, stage_timeout=3600.0):
         self.connect_timeout, self.io_timeout = connect_timeout, io_timeout
         self.retries, self.backoff = retries, backoff
         self.pull_url = pull_url
         self.activate_timeout = activate_timeout
+        # A pulling robot is silent on the SSH channel while it downloads; its own HTTP
+        # timeout (io_timeout) detects a dead link, this only bounds the whole download.
+        self.stage_timeout = stage_timeout
 
     def session(self, robot):
         return RobotSession(robot, self.connect_timeout, self.io_timeout)
@@ -53,7 +56,14 @@ class SSHTransport:
         """Get the package verified into the robot's releases/; return (result, bytes_sent,
         attempts). Transport errors and files corrupted in transit are retried; a refusal
         (signature, manifest) is final."""
-        sent, last = 0, None
+        counted = [0]  # bytes put on the wire, including attempts that died part-way
+
+        def count(n):
+            counted[0] += n
+            if on_bytes:
+                on_bytes(n)
+
+        pulled, last = 0, None
         for attempt in range(1, self.retries + 2):
             if attempt > 1:
                 time.sleep(self.backoff * 2 ** (attempt - 2))
@@ -62,17 +72,18 @@ class SSHTransport:
                     if self.pull_url:
                         args = ["stage", manifest["version"], "--owner", owner, "--url",
                                 self.pull_url, "--timeout", str(self.io_timeout)]
-                        result = s.agent(args, timeout=None)
-                        sent += int(result.get("downloaded_bytes") or 0)
+                        result = s.agent(args, timeout=self.stage_timeout)
+                        pulled += int(result.get("downloaded_bytes") or 0)
                     else:
-                        sent += self.push(s, package_dir, manifest, incoming, on_bytes)
+                        self.push(s, package_dir, manifest, incoming, count)
                         result = s.agent(["stage", manifest["version"], "--owner", owner],
                                          timeout=max(self.io_timeout, 120))
             except HostKeyError as exc:
-                return {"ok": False, "status": "hostkey", "error": str(exc)}, sent, attempt
+                return {"ok": False, "status": "hostkey", "error": str(exc)}, counted[0], attempt
             except TransportError as exc:
                 last = {"ok": False, "status": "unreachable", "error": str(exc)}
                 continue
+            sent = counted[0] + pulled
             if result.get("ok"):
                 return result, sent, attempt
             last = result
@@ -80,16 +91,14 @@ class SSHTransport:
                                                         or result.get("downloaded_bytes")
                                                         is not None):
                 return result, sent, attempt
-        return last, sent, self.retries + 1
+        return last, counted[0] + pulled, self.retries + 1
 
     def push(self, session, package_dir, manifest, incoming, on_bytes):
-        sent = 0
         names = [MANIFEST] + ([SIGNATURE] if os.path.exists(os.path.join(package_dir, SIGNATURE))
                               else [])
         names += [e["path"] for e in manifest["files"]]
         for rel in names:
             local = os.path.join(package_dir, rel)
             # The manifest and signature are tiny and decide everything: always sent whole.
-            sent += session.upload(local, incoming + "/" + rel, os.path.getsize(local), on_bytes,
-                                   resume=rel not in (MANIFEST, SIGNATURE))
-        return sent
+            session.upload(local, incoming + "/" + rel, os.path.getsize(local), on_bytes,
+                           resume=rel not in (MANIFEST, SIGNATURE))
