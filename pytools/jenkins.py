@@ -18,6 +18,7 @@ import jenkins
 import requests
 
 from pytools.errors import ConfigError, PytoolsError
+from pytools.package import read_manifest
 
 DEFAULT_CONFIG = os.path.join("~", ".config", "pytools", "jenkins.ini")
 TIMEOUT_S = 15
@@ -213,6 +214,26 @@ def describe_input(job, number, action):
         "version": fields.get("version"), "wave": fields.get("wave"),
         "robot_count": int(fields["count"]) if fields.get("count") else None, "robots": robots,
     }
+
+
+def package_summary(package_dir):
+    """The build description modelPipeline shows: name, version, platform, parity verdict."""
+    manifest = read_manifest(package_dir)
+    parity = (manifest.get("evidence") or {}).get("parity") or {}
+    verdict = _verdict(parity)
+    line = "%s %s (%s): parity %s" % (manifest["name"], manifest["version"],
+                                      manifest.get("platform") or manifest["runtime"].get("kind"),
+                                      verdict)
+    return {"name": manifest["name"], "version": manifest["version"],
+            "platform": manifest.get("platform"), "parity": verdict, "line": line}
+
+
+def _verdict(parity):
+    """PASS/FAIL from the parity summary (`passed` bool or a `status` word); n/a when absent."""
+    if isinstance(parity.get("passed"), bool):
+        return "PASS" if parity["passed"] else "FAIL"
+    status = str(parity.get("status") or "").upper()
+    return status if status in ("PASS", "FAIL") else "n/a"
 
 
 def parse_parameters(pairs):

@@ -31,6 +31,10 @@ def register(subparsers):
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                    help="a build parameter (repeatable)")
 
+    p = leaf(sub, "summary", _summary,
+             "one line for a Jenkins build description from a package's manifest (no Jenkins needed)")
+    p.add_argument("package_dir", metavar="PACKAGE_DIR")
+
 
 def _leaf(sub, name, handler, help):
     parser = leaf(sub, name, handler, help, description=help + "\n" + CONNECTION_HELP)
@@ -81,6 +85,11 @@ def _trigger(args):
     where = ("build #%d %s" % (info["number"], info["url"]) if info["number"]
              else "queued (%s)" % (info["why"] or "waiting for an executor"))
     return info, "triggered %s: %s" % (args.job, where)
+
+
+def _summary(args):
+    info = jk.package_summary(args.package_dir)
+    return info, info["line"]
 
 
 def _robots(item):

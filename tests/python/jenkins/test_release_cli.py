@@ -196,3 +196,27 @@ def test_missing_config_file_and_half_credentials(as_user, capsys, tmp_path, mon
     monkeypatch.delenv("JENKINS_TOKEN")
     code, _, err = run(capsys, "release", "pending")
     assert code == 2 and "user and token go together" in err
+
+
+def _package(tmp_path, evidence):
+    from pytools.package import write_package
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"\x08\x07" * 64)
+    dest = str(tmp_path / "package")
+    write_package(dest, {"model.onnx": (str(model), "onnx")}, {
+        "name": "weed-detector", "version": "1.4.0-mr.42.7", "platform": "onnxruntime",
+        "runtime": {"kind": "onnxruntime", "entry": "model.onnx"}, "evidence": evidence})
+    return dest
+
+
+def test_summary_line_for_the_build_description(tmp_path, capsys):
+    dest = _package(tmp_path, {"parity": {"passed": True}, "bench": {}})
+    code, out, _ = run(capsys, "release", "summary", dest)
+    assert (code, out.strip()) == (0, "weed-detector 1.4.0-mr.42.7 (onnxruntime): parity PASS")
+    dest = _package(tmp_path, {"parity": {"status": "fail"}})
+    assert run_json(capsys, "release", "summary", dest)["parity"] == "FAIL"
+
+
+def test_summary_of_a_non_package_is_one_line(tmp_path, capsys):
+    code, _, err = run(capsys, "release", "summary", str(tmp_path))
+    assert code == 3 and err.strip() == "error: %s: no manifest.json (not a package directory)" % tmp_path

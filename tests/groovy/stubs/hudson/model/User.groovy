@@ -1,0 +1,6 @@
+package hudson.model
+
+/** A Jenkins user; the steps only read its id. */
+class User {
+    String id
+}

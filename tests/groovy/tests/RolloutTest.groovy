@@ -1,0 +1,107 @@
+import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
+
+/** Staged rollout: approvals per wave (approved, aborted, timed out, wrong group), lock, milestones. */
+class RolloutTest extends HarnessTest {
+    static final String PLAN = '''{"name": "weed-detector", "version": "1.4.0", "waves": [
+        {"name": "canary", "robots": ["robot-01", "robot-02"]},
+        {"name": "50%", "robots": [{"name": "robot-03"}, {"name": "robot-04"}, {"name": "robot-05"}]}]}'''
+    static final Map ROLLOUT = [name: 'weed-detector', version: '1.4.0', fleet: 'fleet/field-east.yaml']
+
+    PipelineHarness rolloutHarness() {
+        PipelineHarness h = harness()
+        h.onSh("'--dry-run' '--json'", PLAN)
+        return h
+    }
+
+    void testEveryWaveApprovedRollsOutInOrder() {
+        PipelineHarness h = rolloutHarness()
+        h.answerInput(approveBy: 'alice').answerInput(approveBy: 'carol')
+        Map result = h.run('modelRollout', ROLLOUT)
+        assert h.pytoolsCommands() == [
+            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--dry-run' '--json'",
+            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--wave' 'canary' '--yes' '--approver' 'alice'",
+            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--wave' '50%' '--yes' '--approver' 'carol'"]
+        assert result.waves*.by == ['alice', 'carol']
+        List<Map> inputs = h.callsOf('input')
+        assert inputs*.id == ['Wave1', 'Wave2']
+        assert inputs*.message == ['Roll out weed-detector 1.4.0 to wave canary (2 robots: robot-01, robot-02)',
+                                   'Roll out weed-detector 1.4.0 to wave 50% (3 robots: robot-03, robot-04, robot-05)']
+        assert inputs.every { it.submitter == 'release-managers' && it.submitterParameter == 'approver' }
+        assert inputs.every { it.node == null }          // no agent held while waiting
+        assert inputs.every { it.inTimeout }
+        assert inputs.every { it.locks == ['fleet-field-east'] }
+        assert h.callsOf('timeout').collect { [it.time, it.unit] } == [[24, 'HOURS'], [24, 'HOURS']]
+        assert h.callsOf('lock').collect { [it.resource, it.inversePrecedence] } == [['fleet-field-east', true]]
+        // a milestone before the lock and after each approval, before that wave's rollout runs
+        List<String> order = h.calls.findAll { it.step in ['milestone', 'input', 'lock'] || (it.step == 'sh' && it.script.contains("'--wave'")) }
+                                    .collect { it.step == 'sh' ? 'rollout' : it.step }
+        assert order == ['milestone', 'lock', 'input', 'milestone', 'rollout', 'input', 'milestone', 'rollout']
+        assert h.callsOf('archiveArtifacts')*.artifacts.unique() == ['work/ci/reports/rollout-approvals.json']
+        assert h.files['work/ci/reports/rollout-approvals.json'].contains('"by": "carol"')
+    }
+
+    void testAbortDuringAWaveHaltsAndRecordsWhoAborted() {
+        PipelineHarness h = rolloutHarness()
+        h.currentBuild.description = 'weed-detector 1.4.0 (onnxruntime): parity PASS'
+        h.answerInput(approveBy: 'alice').answerInput(abortBy: 'carol')
+        Throwable failure = h.failure { h.run('modelRollout', ROLLOUT) }
+        assert failure instanceof FlowInterruptedException && failure.result == 'ABORTED'
+        assert !h.pytoolsCommands().any { it.contains("'--wave' '50%'") }
+        String halt = 'rollout of weed-detector 1.4.0 halted at wave 50%: aborted by carol'
+        assert h.currentBuild.description == 'weed-detector 1.4.0 (onnxruntime): parity PASS\n' + halt
+        assert h.log.contains(halt)
+        String record = h.files['work/ci/reports/rollout-approvals.json']
+        assert record.contains('"halted": "' + halt + '"')
+        assert record.contains('"reason": "aborted by carol"') && record.contains('"by": "alice"')
+    }
+
+    void testApprovalTimeoutHaltsWithoutRollingOut() {
+        PipelineHarness h = rolloutHarness()
+        h.answerInput([:])    // nobody answers
+        Throwable failure = h.failure { h.run('modelRollout', ROLLOUT + [approvalTimeout: 30, approvalTimeoutUnit: 'MINUTES']) }
+        assert failure instanceof FlowInterruptedException
+        assert h.callsOf('timeout').collect { [it.time, it.unit] } == [[30, 'MINUTES']]
+        assert h.pytoolsCommands().size() == 1      // only the plan
+        assert h.currentBuild.description == 'rollout of weed-detector 1.4.0 halted at wave canary: no approval before the timeout'
+    }
+
+    void testApprovalOutsideTheSubmitterGroupIsRefused() {
+        PipelineHarness h = rolloutHarness()
+        h.answerInput(attempts: ['bob'], approveBy: 'alice').answerInput(approveBy: 'bob')
+        Throwable failure = h.failure { h.run('modelRollout', ROLLOUT) }
+        assert h.callsOf('inputRefused')*.user == ['bob', 'bob']
+        assert h.callsOf('inputApproved')*.user == ['alice']
+        // bob's "approval" of the second wave never counts: the wave times out instead
+        assert failure instanceof FlowInterruptedException
+        assert h.pytoolsCommands().findAll { it.contains("'--wave'") } ==
+            ["pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--wave' 'canary' '--yes' '--approver' 'alice'"]
+    }
+
+    void testCustomSubmitterLockAndSshCredentials() {
+        PipelineHarness h = rolloutHarness()
+        h.credential('fleet-ssh', [kind: 'sshUserPrivateKey', username: 'deploy', key: '-----BEGIN OPENSSH PRIVATE KEY-----abc'])
+        h.groups.dave = ['field-ops']
+        h.answerInput(approveBy: 'dave').answerInput(approveBy: 'dave')
+        h.run('modelRollout', ROLLOUT + [submitter: 'field-ops,alice', lockResource: 'east-fleet', sshCredentialsId: 'fleet-ssh', label: 'deploy'])
+        assert h.callsOf('input')*.submitter == ['field-ops,alice', 'field-ops,alice']
+        assert h.callsOf('lock')*.resource == ['east-fleet']
+        assert h.callsOf('sh').findAll { it.script.contains('/bin/pytools') }.every {
+            it.credentialVariables == ['MODEL_CICD_SSH_KEY', 'MODEL_CICD_SSH_USER'] && it.node == 'deploy'
+        }
+        assertNoSecretInAnyCommand(h)
+    }
+
+    void testMissingSshCredentialFailsBeforeAnyRollout() {
+        PipelineHarness h = rolloutHarness()
+        String message = failureMessage(h) { h.run('modelRollout', ROLLOUT + [sshCredentialsId: 'nope']) }
+        assert message == "Could not find credentials entry with ID 'nope'"
+        assert h.callsOf('input') == [] && h.pytoolsCommands() == []
+    }
+
+    void testAPlanWithoutWavesIsAnError() {
+        PipelineHarness h = harness()
+        h.onSh("'--dry-run'", '{"waves": []}')
+        assert failureMessage(h) { h.run('modelRollout', ROLLOUT) } ==
+            'modelRollout: the rollout plan for fleet/field-east.yaml has no waves'
+    }
+}

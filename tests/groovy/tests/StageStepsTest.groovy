@@ -1,0 +1,63 @@
+/** export, engine, parity and bench: exact commands, agents and reports. */
+class StageStepsTest extends HarnessTest {
+    void testExportFetchesTheCheckpointThenExports() {
+        PipelineHarness h = harness()
+        h.runOn('linux', 'modelExport', [config: 'models/weed.yaml', force: true])
+        assert h.pytoolsCommands() == [
+            "pytools 'checkpoint' 'fetch' 'models/weed.yaml' '--workdir' 'work/ci' '--force'",
+            "pytools 'export' 'models/weed.yaml' '--workdir' 'work/ci' '--force'"]
+    }
+
+    void testExportWithoutCheckpointFetch() {
+        PipelineHarness h = harness()
+        h.runOn('linux', 'modelExport', [checkpoint: false, workdir: 'out'])
+        assert h.pytoolsCommands() == ["pytools 'export' 'model.yaml' '--workdir' 'out'"]
+    }
+
+    void testEngineRunsInPlaceOnAJetsonAgent() {
+        PipelineHarness h = harness()
+        h.runOn('jetson', 'modelEngine', [:])
+        assert h.callsOf('node')*.label == ['jetson']
+        assert h.pytoolsCommands() == ["pytools 'engine' 'build' 'model.yaml' '--workdir' 'work/ci'"]
+        assert h.callsOf('sh').every { it.node == 'jetson' }
+    }
+
+    void testEngineTakesAnAgentWithItsLabelAndUnstashes() {
+        PipelineHarness h = harness()
+        h.runOn('linux', 'modelEngine', [label: 'orin', unstash: 'export'])
+        assert h.callsOf('node')*.label == ['linux', 'orin']
+        assert h.callsOf('unstash').collect { [it.name, it.node] } == [['export', 'orin']]
+        assert h.callsOf('sh').every { it.node == 'orin' }
+    }
+
+    void testEngineWithoutAnAgentAllocatesTheDefaultLabel() {
+        PipelineHarness h = harness()
+        h.run('modelEngine', [:])
+        assert h.callsOf('node')*.label == ['jetson']
+    }
+
+    void testParityPublishesJunitAndArchivesReports() {
+        PipelineHarness h = harness()
+        h.runOn('jetson', 'modelParity', [workdir: 'w'])
+        assert h.pytoolsCommands() == ["pytools 'parity' 'model.yaml' '--workdir' 'w'"]
+        assert h.callsOf('sh')[-1].returnStatus
+        assert h.callsOf('junit').collect { [it.testResults, it.allowEmptyResults] } == [['w/reports/parity.xml', false]]
+        assert h.callsOf('archiveArtifacts')*.artifacts == ['w/reports/parity.json,w/reports/parity.md,w/reports/parity.html']
+    }
+
+    void testFailedParityStillPublishesTheReportThenFails() {
+        PipelineHarness h = harness()
+        h.onSh("'parity'", '', 3)
+        String message = failureMessage(h) { h.runOn('jetson', 'modelParity', [:]) }
+        assert message == 'modelParity: parity failed (pytools parity exited 3); see the parity test report'
+        assert h.stepNames().findAll { it in ['junit', 'archiveArtifacts', 'error'] } == ['junit', 'archiveArtifacts', 'error']
+        assert h.callsOf('junit')[0].allowEmptyResults
+    }
+
+    void testBenchWithBaselineArchivesReports() {
+        PipelineHarness h = harness()
+        h.runOn('jetson', 'modelBench', [baseline: 'bench/baseline.json'])
+        assert h.pytoolsCommands() == ["pytools 'bench' 'model.yaml' '--workdir' 'work/ci' '--baseline' 'bench/baseline.json'"]
+        assert h.callsOf('archiveArtifacts')*.artifacts == ['work/ci/reports/bench.json,work/ci/reports/bench.md']
+    }
+}

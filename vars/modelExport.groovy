@@ -1,0 +1,10 @@
+// Fetch the checkpoint and export it (TorchScript -> ONNX -> simplified, checked ONNX).
+// See modelExport.txt.
+
+Object call(Map given = [:]) {
+    Map cfg = stepConfig.merge('modelExport', stepConfig.stageDefaults() + [checkpoint: true], given)
+    if (cfg.checkpoint) {
+        stepConfig.runStage(cfg, ['checkpoint', 'fetch'])
+    }
+    return stepConfig.runStage(cfg, ['export'])
+}

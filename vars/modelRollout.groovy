@@ -1,0 +1,143 @@
+// Staged rollout to a fleet: each wave waits for a release manager's approval (input restricted
+// to a submitter group, inside a timeout, holding no agent), a milestone after each approval so
+// an older build can never roll out after a newer one, and a lock per fleet so two rollouts never
+// overlap. The approvals record (who approved, aborted, or let a wave time out) is archived.
+// See modelRollout.txt.
+import com.cloudbees.groovy.cps.NonCPS
+import groovy.json.JsonOutput
+import groovy.json.JsonSlurperClassic
+import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
+
+Map defaults() {
+    return stepConfig.registryDefaults() + [
+        name: null,
+        version: null,
+        fleet: null,
+        label: 'linux',
+        submitter: 'release-managers',
+        approvalTimeout: 24,
+        approvalTimeoutUnit: 'HOURS',
+        lockResource: null,
+        sshCredentialsId: null,
+        workdir: 'work/ci',
+        requirements: 'requirements.txt',
+        python: 'python3',
+        cacheRoot: null,
+    ]
+}
+
+Map call(Map given = [:]) {
+    Map cfg = stepConfig.merge('modelRollout', defaults(), given)
+    stepConfig.require('modelRollout', cfg, ['name', 'version', 'fleet', 'label', 'submitter'])
+    List decisions = []
+    milestone(label: "rollout ${cfg.name} ${cfg.version}")
+    lock(resource: cfg.lockResource ?: "fleet-${fleetName(cfg.fleet)}", inversePrecedence: true) {
+        List waves = plan(cfg)
+        for (int i = 0; i < waves.size(); i++) {
+            Map wave = waves[i]
+            String approver = approve(cfg, wave, i + 1, decisions)
+            milestone(label: "rollout ${cfg.version} wave ${wave.name} approved")
+            onAgent(cfg) {
+                List words = ['rollout', cfg.name, cfg.version, '--fleet', cfg.fleet,
+                              '--wave', wave.name, '--yes', '--approver', approver]
+                pytools(stepConfig.pytoolsOptions(cfg) + [args: words])
+            }
+            decisions << [wave: wave.name, robots: wave.robots, decision: 'approved', by: approver]
+            record(cfg, decisions, null)
+        }
+    }
+    return [name: cfg.name, version: cfg.version, waves: decisions]
+}
+
+/** The waves pytools plans for this fleet, as [[name: 'canary', robots: [...]], ...]. */
+List plan(Map cfg) {
+    String out = onAgent(cfg) {
+        List words = ['rollout', cfg.name, cfg.version, '--fleet', cfg.fleet, '--dry-run', '--json']
+        pytools(stepConfig.pytoolsOptions(cfg) + [args: words, returnStdout: true])
+    }
+    List waves = parsePlan(out)
+    if (!waves) {
+        error("modelRollout: the rollout plan for ${cfg.fleet} has no waves")
+    }
+    return waves
+}
+
+/** Wait (on no agent) for a submitter to approve the wave; return the approver's user id. */
+String approve(Map cfg, Map wave, int index, List decisions) {
+    String message = approvalMessage(cfg.name, cfg.version, wave)
+    try {
+        return timeout(time: cfg.approvalTimeout, unit: cfg.approvalTimeoutUnit) {
+            input(id: "Wave${index}", message: message, ok: 'Roll out',
+                  submitter: cfg.submitter, submitterParameter: 'approver')
+        }
+    } catch (FlowInterruptedException e) {
+        String reason = interruption(e)
+        decisions << [wave: wave.name, robots: wave.robots, decision: 'halted', reason: reason]
+        String halt = "rollout of ${cfg.name} ${cfg.version} halted at wave ${wave.name}: ${reason}"
+        currentBuild.description = [currentBuild.description, halt].findAll { line -> line }.join('\n')
+        echo(halt)
+        record(cfg, decisions, halt)
+        throw e
+    }
+}
+
+/** Write and archive the approvals record (needs a workspace, so briefly takes an agent). */
+void record(Map cfg, List decisions, String halted) {
+    onAgent(cfg) {
+        String path = "${cfg.workdir}/reports/rollout-approvals.json"
+        writeFile(file: path, text: JsonOutput.prettyPrint(JsonOutput.toJson(
+            [name: cfg.name, version: cfg.version, fleet: cfg.fleet, halted: halted, waves: decisions])))
+        archiveArtifacts(artifacts: path)
+    }
+}
+
+Object onAgent(Map cfg, Closure body) {
+    return stepConfig.withRegistry('modelRollout', cfg) {
+        node(cfg.label) {
+            if (cfg.sshCredentialsId == null) {
+                return body()
+            }
+            return withCredentials([sshUserPrivateKey(credentialsId: cfg.sshCredentialsId,
+                                                       keyFileVariable: 'MODEL_CICD_SSH_KEY',
+                                                       usernameVariable: 'MODEL_CICD_SSH_USER')]) {
+                body()
+            }
+        }
+    }
+}
+
+// `pytools release pending` parses this text (pytools/jenkins.py APPROVAL_MESSAGE): keep in step.
+@NonCPS
+String approvalMessage(String name, String version, Map wave) {
+    return "Roll out ${name} ${version} to wave ${wave.name} " +
+           "(${wave.robots.size()} robots: ${wave.robots.join(', ')})"
+}
+
+@NonCPS
+String interruption(FlowInterruptedException e) {
+    for (Object cause in e.causes) {
+        String kind = cause.getClass().simpleName
+        if (kind == 'Rejection') {
+            return "aborted by ${cause.user?.id ?: 'an unknown user'}"
+        }
+        if (kind == 'ExceededTimeout') {
+            return 'no approval before the timeout'
+        }
+    }
+    return "interrupted (${e.causes*.shortDescription.join('; ')})"
+}
+
+@NonCPS
+List parsePlan(String text) {
+    Object plan = new JsonSlurperClassic().parseText(text)
+    List waves = plan instanceof Map ? (plan.waves ?: []) : []
+    return waves.collect { Map wave ->
+        [name: wave.name.toString(),
+         robots: (wave.robots ?: []).collect { robot -> robot instanceof Map ? robot.name.toString() : robot.toString() }]
+    }
+}
+
+@NonCPS
+String fleetName(String inventory) {
+    return inventory.tokenize('/').last().replaceFirst(/\.[^.]*$/, '')
+}

@@ -1,0 +1,122 @@
+// Shared plumbing of the model-cicd steps: config merging, shell quoting, running pytools stages.
+// The steps stay thin: every decision about models lives in `pytools`.
+import com.cloudbees.groovy.cps.NonCPS
+
+/** The keys every pytools stage step accepts, with their defaults (see stepConfig.txt). */
+Map stageDefaults() {
+    return [
+        config: 'model.yaml',
+        workdir: 'work/ci',
+        force: false,
+        requirements: 'requirements.txt',
+        python: 'python3',
+        cacheRoot: null,
+    ]
+}
+
+/** `given` merged over `defaults`; a key the step does not document is an error naming it. */
+Map merge(String step, Map defaults, Map given) {
+    Map config = given ?: [:]
+    List unknown = unknownKeys(defaults, config)
+    if (unknown) {
+        error("${step}: unknown config key(s): ${unknown.join(', ')} " +
+              "(allowed: ${sortedKeys(defaults).join(', ')})")
+    }
+    Map merged = [:]
+    merged.putAll(defaults)
+    merged.putAll(config)
+    return merged
+}
+
+/** Fail with one clear line when a required key is missing or empty. */
+void require(String step, Map config, List keys) {
+    List missing = missingKeys(config, keys)
+    if (missing) {
+        error("${step}: missing required config key(s): ${missing.join(', ')}")
+    }
+}
+
+/** Run `pytools <command...> CONFIG --workdir W [--force] [extra...]` in the cached venv. */
+Object runStage(Map cfg, List command, List extra = [], String rawArgs = null, boolean status = false) {
+    List words = command + [cfg.config, '--workdir', cfg.workdir]
+    if (cfg.force) {
+        words << '--force'
+    }
+    return pytools(args: words + extra, rawArgs: rawArgs, returnStatus: status,
+                   requirements: cfg.requirements, python: cfg.python, cacheRoot: cfg.cacheRoot)
+}
+
+/** The pytools-step options of a step config (for steps that call pytools with their own args). */
+Map pytoolsOptions(Map cfg) {
+    return [requirements: cfg.requirements, python: cfg.python, cacheRoot: cfg.cacheRoot]
+}
+
+/** Registry credential keys shared by publish, promote and rollout. */
+Map registryDefaults() {
+    return [registryCredentialsId: null, registryCredentialsType: 'usernamePassword']
+}
+
+/**
+ * Run `body` with the registry credentials bound to environment variables that pytools reads
+ * (ARTIFACTORY_USER/ARTIFACTORY_PASSWORD, or ARTIFACTORY_TOKEN). The secrets never pass through
+ * Groovy strings: commands refer to them only as shell variables.
+ */
+Object withRegistry(String step, Map cfg, Closure body) {
+    String id = cfg.registryCredentialsId
+    if (id == null) {
+        return body()
+    }
+    if (!id.trim()) {
+        error("${step}: registryCredentialsId is empty; give a Jenkins credentials id or leave it unset")
+    }
+    List bindings
+    if (cfg.registryCredentialsType == 'usernamePassword') {
+        bindings = [usernamePassword(credentialsId: id, usernameVariable: 'ARTIFACTORY_USER',
+                                     passwordVariable: 'ARTIFACTORY_PASSWORD')]
+    } else if (cfg.registryCredentialsType == 'string') {
+        bindings = [string(credentialsId: id, variable: 'ARTIFACTORY_TOKEN')]
+    } else {
+        error("${step}: registryCredentialsType must be 'usernamePassword' or 'string', " +
+              "not '${cfg.registryCredentialsType}'")
+    }
+    return withCredentials(bindings) {
+        body()
+    }
+}
+
+/** True when the current agent carries `label` (so a step can run in place). */
+boolean onAgentWithLabel(String label) {
+    return env.NODE_NAME && labelsOf(env.NODE_LABELS).contains(label)
+}
+
+/** One shell word: single-quoted, so neither Groovy nor the shell expands anything in it. */
+@NonCPS
+String quote(Object value) {
+    return "'" + value.toString().replace("'", "'\\''") + "'"
+}
+
+/** A shell command line from words, each quoted. */
+@NonCPS
+String command(List words) {
+    return words.collect { word -> quote(word) }.join(' ')
+}
+
+@NonCPS
+List unknownKeys(Map defaults, Map given) {
+    return given.keySet().findAll { key -> !defaults.containsKey(key) }.collect { key -> key.toString() }.sort()
+}
+
+@NonCPS
+List sortedKeys(Map map) {
+    return map.keySet().collect { key -> key.toString() }.sort()
+}
+
+@NonCPS
+List missingKeys(Map config, List keys) {
+    return keys.findAll { key -> config[key] == null || config[key].toString().trim() == '' }
+}
+
+@NonCPS
+List labelsOf(String labels) {
+    return (labels ?: '').split(/\s+/).findAll { label -> label } as List
+}
