@@ -4,6 +4,7 @@ import os
 from pytools.commands import leaf
 from pytools.console import table
 from pytools.errors import CheckError, ConfigError
+from pytools.fleet.ansible_play import AnsibleTransport
 from pytools.fleet.package_server import PackageServer
 from pytools.fleet.rollout import EXIT_AWAITING_APPROVAL, Options, Rollout, tty_prompt
 from pytools.fleet.transport import SSHTransport
@@ -57,6 +58,9 @@ def register(subparsers):
     p.add_argument("--io-timeout", type=float, default=20.0,
                    help="seconds without progress before a link counts as dead (20)")
     p.add_argument("--retries", type=int, default=3, help="transfer retries per robot (3)")
+    p.add_argument("--transport", choices=["ssh", "ansible"], default="ssh",
+                   help="ssh: paramiko + SFTP with resume (default); ansible: the "
+                   "ansible/playbooks/deploy.yml play per wave, through ansible-runner")
     p.add_argument("--force", action="store_true", help="re-fetch the package from the registry")
 
 
@@ -82,6 +86,8 @@ def handle(args):
                           "with --resume")
     if args.pull and args.pull_url:
         raise ConfigError("give --pull or --pull-url, not both")
+    if args.transport == "ansible" and (args.pull or args.pull_url):
+        raise ConfigError("pull mode runs over the ssh transport, not ansible")
     workdir = args.workdir or os.path.join("work", args.name)
     package = args.package or fetch_from_registry(args, workdir)
     if args.pull and not args.dry_run:
@@ -95,8 +101,7 @@ def run_rollout(args, workdir, package, pull_url):
                    rollback_wave=args.rollback_wave,
                    approval="yes" if args.yes else args.approval, approver=args.approved_by,
                    concurrency=args.concurrency, dry_run=args.dry_run, resume=args.resume,
-                   transport=SSHTransport(io_timeout=args.io_timeout, retries=args.retries,
-                                          pull_url=pull_url),
+                   transport=make_transport(args, workdir, pull_url),
                    prompt=tty_prompt if args.approval == "prompt" else None)
     record = Rollout(args.name, args.version, args.fleet, package, workdir, opts).run()
     if record.get("dry_run"):
@@ -105,6 +110,13 @@ def run_rollout(args, workdir, package, pull_url):
                                      "awaiting_approval": EXIT_AWAITING_APPROVAL}
                   .get(record["state"], 0))
     return record, record_text(record)
+
+
+def make_transport(args, workdir, pull_url):
+    common = {"io_timeout": args.io_timeout, "retries": args.retries}
+    if args.transport == "ansible":
+        return AnsibleTransport(workdir, **common)
+    return SSHTransport(pull_url=pull_url, **common)
 
 
 def plan_text(plan):

@@ -21,5 +21,5 @@ def simulated_rollout(package_dir, workdir, count=3, waves="canary,100%", servic
         outcomes[robot["outcome"]] = outcomes.get(robot["outcome"], 0) + 1
     return {"rollout": record["id"], "state": record["state"], "robots": count,
             "outcomes": outcomes, "halt_reason": record["halt_reason"],
-            "bytes_sent": sum(r["bytes_sent"] for r in record["robots"].values()),
+            "bytes_sent": sum(r["bytes_sent"] or 0 for r in record["robots"].values()),
             "record": record_path(workdir, manifest["name"], manifest["version"])}

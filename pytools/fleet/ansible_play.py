@@ -9,6 +9,7 @@ import json
 import os
 
 from pytools.errors import PytoolsError
+from pytools.fleet.transport import SSHTransport
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE_DIR = os.path.join(REPO_ROOT, "ansible")
@@ -45,15 +46,41 @@ def run_playbook(name, inventory, workdir, extravars=None, limit=None, timeout=1
         res = data.get("res") or {}
         entry = hosts.setdefault(host, {"ok": None, "outcome": None, "error": None})
         if event["event"] == "runner_on_ok":
-            fact = (res.get("ansible_facts") or {}).get("robot_model_result")
+            facts = res.get("ansible_facts") or {}
+            if "robot_model_preflight" in facts:
+                entry["preflight_status"] = facts["robot_model_preflight"].get("status")
+            fact = facts.get("robot_model_result")
             if fact is not None:
                 entry.update(fact)
                 entry["outcome"] = entry.get("outcome") or "ok"
         elif event["event"] in ("runner_on_failed", "runner_on_unreachable"):
-            entry.update(ok=False, outcome="unreachable" if "unreachable" in event["event"]
-                         else "failed", error=failure_message(res), task=data.get("task"))
+            entry.update(agent_json(res))
+            entry.update(ok=False, outcome=failure_outcome(event["event"], data.get("task"),
+                                                           entry),
+                         error=failure_message(res), task=data.get("task"))
     return {"rc": result.rc, "status": result.status, "hosts": hosts,
             "stats": result.stats or {}}
+
+
+def agent_json(res):
+    """The robot agent's JSON answer when a command task ran it, else {}."""
+    out = (res.get("stdout") or "").strip().splitlines()
+    try:
+        value = json.loads(out[-1]) if out else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def failure_outcome(event, task, entry):
+    """Name a host's failure the way the SSH transport does, so records read the same."""
+    if "unreachable" in event:
+        return "unreachable"
+    if (task or "").startswith("Refuse"):
+        return "locked" if entry.get("preflight_status") == "locked" else "refused"
+    if entry.get("rolled_back_to"):
+        return "rolled-back"
+    return entry.get("status") if entry.get("status") in ("refused", "locked") else "failed"
 
 
 def failure_message(res):
@@ -61,10 +88,31 @@ def failure_message(res):
     for item in res.get("results") or []:  # a loop task: the first item that failed
         if item.get("failed"):
             return failure_message(item)
-    out = (res.get("stdout") or "").strip().splitlines()
-    if out:
-        try:
-            return json.loads(out[-1]).get("error") or res.get("msg")
-        except ValueError:
-            pass
-    return res.get("msg") or "failed"
+    return agent_json(res).get("error") or res.get("msg") or "failed"
+
+
+class AnsibleTransport(SSHTransport):
+    """Deploys a whole wave with the deploy playbook (one batch: the play's linear strategy
+    runs preflight on every robot of the wave before any copy, and max_fail_percentage stops
+    the wave). Status, rollback and lease release go over SSH to the same agent."""
+
+    def __init__(self, workdir, **kw):
+        SSHTransport.__init__(self, **kw)
+        self.workdir = workdir
+
+    def kind(self):
+        return "ansible"
+
+    def deploy_wave(self, inventory, robots, package_dir, version, owner, max_fail_percent):
+        run = run_playbook("deploy", inventory, self.workdir, limit=",".join(
+            r.name for r in robots), extravars={
+                "robot_model_package_dir": os.path.abspath(package_dir),
+                "robot_model_version": version, "robot_model_owner": owner,
+                "robot_model_serial": ["100%"],
+                "robot_model_max_fail_percentage": max_fail_percent})
+        # A halted play skips its `always` blocks on the robots it stopped: free their leases.
+        for robot in robots:
+            self.release(robot, owner)
+        return {r.name: run["hosts"].get(r.name) or {"ok": False, "outcome": "skipped",
+                                                    "error": "not reached: play halted"}
+                for r in robots}

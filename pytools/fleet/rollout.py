@@ -96,7 +96,7 @@ class Rollout:
                 "created": utc_now(), "updated": None, "state": "running", "next_wave": 0,
                 "options": {"waves": self.opts.waves, "max_failures": list(self.opts.max_failures),
                             "rollback_wave": self.opts.rollback_wave,
-                            "transport": "pull" if self.opts.transport.pull_url else "ssh"},
+                            "transport": self.opts.transport.kind()},
                 "waves": waves, "robots": robots, "halt_reason": None}
 
     def manifest_sha(self):
@@ -202,6 +202,8 @@ class Rollout:
     # -- one wave --
     def run_wave(self, index, names):
         t = self.opts.transport
+        if hasattr(t, "deploy_wave"):
+            return self.run_wave_with_playbook(index, names)
         robots = [self.robots[n] for n in names]
         owner = self.record["id"]
         with ThreadPoolExecutor(self.opts.concurrency) as pool:
@@ -229,6 +231,26 @@ class Rollout:
             outcomes = list(pool.map(lambda rr: self.deploy_one(rr[0], rr[1], owner), ready))
         return failures + sum(1 for o in outcomes if o in FAILED)
 
+    def run_wave_with_playbook(self, index, names):
+        """The Ansible transport runs the whole wave as one play; outcomes are read per host."""
+        size = len(self.record["waves"][index]["robots"])
+        kind, value = self.opts.max_failures
+        percent = value if kind == "percent" else 100.0 * value / max(size, 1)
+        started = time.monotonic()
+        results = self.opts.transport.deploy_wave(
+            self.inventory, [self.robots[n] for n in names], self.package_dir, self.version,
+            self.record["id"], percent)
+        failures = 0
+        for name, res in results.items():
+            outcome = res.get("outcome")
+            outcome = outcome if outcome in DONE + FAILED + ("deferred", "skipped") else "failed"
+            failures += outcome in FAILED
+            self.set_robot(name, outcome=outcome, error=None if res.get("ok") else
+                           res.get("error"), previous=res.get("previous"),
+                           health=res.get("health"), bytes_sent=None)
+            self.timing(name, "wave", started)
+        return failures
+
     def deploy_one(self, robot, pre, owner):
         t = self.opts.transport
         version = self.version
@@ -240,7 +262,7 @@ class Rollout:
             started = time.monotonic()
             res, sent, attempts = t.deliver(robot, self.package_dir, self.manifest, owner,
                                             pre.get("incoming"))
-            self.set_robot(robot.name, bytes_sent=self.robot_entry(robot.name)["bytes_sent"]
+            self.set_robot(robot.name, bytes_sent=(self.robot_entry(robot.name)["bytes_sent"] or 0)
                            + sent, attempts=attempts)
             self.timing(robot.name, "transfer", started)
             if not res.get("ok"):

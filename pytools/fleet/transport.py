@@ -21,6 +21,9 @@ class SSHTransport:
         # timeout (io_timeout) detects a dead link, this only bounds the whole download.
         self.stage_timeout = stage_timeout
 
+    def kind(self):
+        return "pull" if self.pull_url else "ssh"
+
     def session(self, robot):
         return RobotSession(robot, self.connect_timeout, self.io_timeout)
 
