@@ -3,9 +3,9 @@
 Layout `<repo>/<model>/<version>/<platform>/...`, one repository per channel. Each file is first
 offered by checksum (`X-Checksum-Deploy`: no body is sent when the server already holds the
 sha256); otherwise it is streamed from disk (memory stays flat) with its sha256 in
-`X-Checksum-Sha256`, which the server checks, while md5 and sha1 are computed on the way out and
-compared with what the server stored. The manifest goes last, so a version is never visible
-half-published; on a failure the partial folder is deleted. Properties on every file make
+`X-Checksum-Sha256`, which the server checks (small files carry md5 and sha1 headers too). The
+manifest goes last, so a version is never visible half-published; on a failure the partial
+folder is deleted. Properties on every file make
 packages searchable with AQL; promotion is a server-side copy (or move) plus a promotion record
 in properties; a build-info record ties the version to the Jenkins build and git commit.
 """
@@ -16,6 +16,7 @@ import json
 import os
 
 import requests
+from requests.adapters import HTTPAdapter
 from artifactory import ArtifactoryBuildManager, ArtifactoryPath
 from dohq_artifactory.exception import ArtifactoryException, raise_for_status
 
@@ -29,26 +30,18 @@ from pytools.registry.settings import artifactory_credentials
 
 # Like the JFrog CLI: smaller files are cheaper to send than to look up first.
 CHECKSUM_DEPLOY_MIN = 10 * 1024
-# Below this, md5/sha1 are computed before the upload and sent as headers too.
+# Below this, md5 and sha1 are computed and sent as headers too. Above it only sha256 (already
+# verified against the manifest) is sent: md5+sha1 of a multi-GB engine cost more CPU than the
+# upload itself on a 2-core agent, and the server computes and stores all three anyway.
 SMALL_FILE = 1 << 20
 
 
-class HashingReader(object):
-    """A file wrapper for a streaming PUT: counts bytes and computes md5/sha1 as they are read."""
+class LargeBlockAdapter(HTTPAdapter):
+    """urllib3 sends a streamed body in 16 KiB blocks by default; 1 MiB cuts per-block overhead."""
 
-    def __init__(self, f, size):
-        self.f, self.size, self.sent = f, size, 0
-        self.md5, self.sha1 = hashlib.md5(), hashlib.sha1()
-
-    def read(self, n=-1):
-        block = self.f.read(n if n and n > 0 else CHUNK)
-        self.md5.update(block)
-        self.sha1.update(block)
-        self.sent += len(block)
-        return block
-
-    def __len__(self):  # requests uses it for Content-Length (no chunked encoding)
-        return self.size
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["blocksize"] = CHUNK
+        super(LargeBlockAdapter, self).init_poolmanager(*args, **kwargs)
 
 
 class ArtifactoryRegistry(Registry):
@@ -64,6 +57,8 @@ class ArtifactoryRegistry(Registry):
         creds = artifactory_credentials(self.env)
         timeout = float(settings.get("timeout", 300))
         self.root = ArtifactoryPath(self.url, timeout=(min(timeout, 30.0), timeout), **creds)
+        for prefix in ("http://", "https://"):
+            self.root.session.mount(prefix, LargeBlockAdapter())
         self._checked_repos = set()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -199,14 +194,14 @@ class ArtifactoryRegistry(Registry):
                               sha1=hashlib.sha1(data).hexdigest(), sha256=sha256,
                               parameters=props, quote_parameters=True)
                 return len(data)
-            reader = HashingReader(f, size)
-            target.deploy(reader, sha256=sha256, parameters=props, quote_parameters=True)
+            # streamed straight from disk; the server checks the body against X-Checksum-Sha256
+            target.deploy(f, sha256=sha256, parameters=props, quote_parameters=True)
         stored = target.stat()
-        if (stored.md5, stored.sha1, stored.sha256) != (reader.md5.hexdigest(), reader.sha1.hexdigest(), sha256):
+        if (stored.sha256, stored.size) != (sha256, size):
             target.unlink(missing_ok=True)
-            raise CheckError("Artifactory stored %s with checksums that differ from the bytes sent"
-                             % target.path_in_repo)
-        return reader.sent
+            raise CheckError("Artifactory stored %s as %s bytes with sha256 %s; expected %d bytes, %s"
+                             % (target.path_in_repo, stored.size, stored.sha256, size, sha256))
+        return size
 
     def _build_id(self, manifest):
         name = self.build_name or self.env.get("JOB_NAME") or manifest["name"]
