@@ -8,6 +8,8 @@ import contextlib
 import io
 import os
 import re
+import sys
+import tempfile
 import traceback
 import warnings
 
@@ -104,7 +106,7 @@ def _torchscript(config, model, inputs, path):
     os.replace(tmp, path)
 
 
-_OP_PATTERNS = [re.compile(r"operator '?([\w]+::[\w.]+)'?"), re.compile(r"namespace ([\w]+::[\w.]+)"),
+_OP_PATTERNS = [re.compile(r"operator '?(\w+::\w+)"), re.compile(r"namespace (\w+::\w+)"),
                 re.compile(r"op='([\w]+)\.([\w]+)'"), re.compile(r"target=torch\.ops\.([\w]+)\.([\w]+)")]
 
 
@@ -126,13 +128,14 @@ def _call_site(model, inputs, op_name):
     from torch.utils._python_dispatch import TorchDispatchMode
 
     torch_dir = os.path.dirname(torch.__file__)
+    here = os.path.abspath(__file__)
     found = []
 
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             if not found and func._schema.name == op_name:
                 for frame in reversed(traceback.extract_stack()[:-1]):
-                    if not frame.filename.startswith(torch_dir) and frame.filename != __file__:
+                    if not frame.filename.startswith(torch_dir) and frame.filename not in (__file__, here):
                         found.append("%s:%d in %s" % (os.path.basename(frame.filename), frame.lineno, frame.name))
                         break
             return func(*args, **(kwargs or {}))
@@ -153,9 +156,8 @@ def _onnx(config, model, inputs, path):
     names_in = [s["name"] for s in config["inputs"]]
     names_out = [s["name"] for s in config["outputs"]]
     tmp = path + ".partial"
-    noise = io.StringIO()
     try:
-        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(noise):
+        with torch.no_grad(), warnings.catch_warnings(), quiet_fds():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, inputs, tmp, input_names=names_in, output_names=names_out,
                               opset_version=ex["opset"], dynamic_axes=dynamic_axes(config) or None,
@@ -202,9 +204,8 @@ def _simplify(config, src, dest, meta):
 
     model = onnx.load(src)
     test_shapes = {s["name"]: cfg.concrete_shape(s, config) for s in config["inputs"]}
-    noise = io.StringIO()
     try:
-        with contextlib.redirect_stdout(noise):
+        with quiet_fds():
             simplified, ok = onnxsim.simplify(model, check_n=3, test_input_shapes=test_shapes)
     except Exception as exc:
         raise CheckError("export: onnxsim failed: %s" % str(exc).strip().splitlines()[0])
@@ -219,6 +220,26 @@ def _simplify(config, src, dest, meta):
     onnx.save(simplified, tmp)
     os.replace(tmp, dest)
     return {"nodes_simplified": len(simplified.graph.node)}
+
+
+@contextlib.contextmanager
+def quiet_fds():
+    """Hold back what the exporters print (graph dumps, progress) at the file-descriptor level,
+    so a failure ends in our one line and `--json` output stays clean."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def _remove(path):

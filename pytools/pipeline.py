@@ -93,7 +93,7 @@ class Pipeline:
                 summary = {"source": cfg["checkpoint"].get("path") or cfg["checkpoint"]["url"],
                            "sha256": digest, "verified": "sha256" in cfg["checkpoint"]}
             else:
-                summary = train.train(cfg, model_mod.build(cfg), dest)
+                summary = train.train(cfg, lambda: model_mod.build(cfg), dest)
             return "ran", summary, [CHECKPOINT_FILE]
 
         return run_stage(self.wd, "checkpoint", inputs, action, self.force)

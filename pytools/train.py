@@ -20,7 +20,8 @@ def normalise(images, input_spec):
     return images
 
 
-def train(config, model, out_path):
+def train(config, build_model, out_path):
+    """Seed, build the model (so its initial weights are seeded too), train, save atomically."""
     import torch
     from torch.nn import functional as F
 
@@ -32,6 +33,7 @@ def train(config, model, out_path):
         raise ConfigError("%s: train.dataset: the built-in datasets feed exactly one image input" % config.path)
     size = config["inputs"][0]["shape"][-1]
     torch.manual_seed(spec["seed"])
+    model = build_model()
     images, targets = field_images(dataset, spec["samples"], spec["seed"], size=size)
     images = normalise(images, config["inputs"][0])
     losses = {"classifier": lambda out: F.cross_entropy(out, batch_targets["label"]),
