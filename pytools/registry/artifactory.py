@@ -155,6 +155,7 @@ class ArtifactoryRegistry(Registry):
             for item in manifest["files"]:
                 sent += self._deploy_file(folder / item["path"], os.path.join(package_dir, item["path"]),
                                           item["size"], item["sha256"], props)
+            build = self._record_build(manifest, channel, props)
             extra = [SIGNATURE] if os.path.exists(os.path.join(package_dir, SIGNATURE)) else []
             for rel in extra + [MANIFEST]:  # the manifest last: it makes the version visible
                 path = os.path.join(package_dir, rel)
@@ -163,7 +164,7 @@ class ArtifactoryRegistry(Registry):
             self._cleanup(folder)
             raise
         return {"location": str(folder), "url": str(folder / MANIFEST), "bytes_sent": sent,
-                "repo": repo, "build": {"name": props["build.name"], "number": props["build.number"]}}
+                "repo": repo, "build_info": build}
 
     def _cleanup(self, folder):
         try:
@@ -208,9 +209,9 @@ class ArtifactoryRegistry(Registry):
         number = self.env.get("BUILD_NUMBER") or manifest["version"]
         return {"build.name": name, "build.number": "%s-%s" % (number, manifest["platform"])}
 
-    def _after_publish(self, manifest, channel, stored):
+    def _record_build(self, manifest, channel, props):
         """Record an Artifactory build-info tying the version to its CI build and git commit."""
-        build = stored["build"]
+        build = {"name": props["build.name"], "number": props["build.number"]}
         base = "%s/%s/%s" % (manifest["name"], manifest["version"], manifest["platform"])
         info = {
             "version": "1.0.1", "name": build["name"], "number": build["number"],
@@ -235,7 +236,7 @@ class ArtifactoryRegistry(Registry):
                                              headers={"Content-Type": "application/json"})
             raise_for_status(response)
         self._call("record build-info %s #%s" % (build["name"], build["number"]), put)
-        return {"build_info": "%s/%s" % (build["name"], build["number"])}
+        return build
 
     def build_info(self, build_name, build_number):
         manager = ArtifactoryBuildManager(self.url, session=self.root.session, timeout=self.root.timeout)

@@ -120,10 +120,6 @@ class Registry(object):
         """Serialise mutations of one model (the local backend uses a file lock)."""
         return contextlib.nullcontext()
 
-    def _after_publish(self, manifest, channel, stored):
-        """Hook: Artifactory records build-info here."""
-        return {}
-
     # -- the contract ---------------------------------------------------------------------------
 
     def _channel(self, channel):
@@ -159,7 +155,6 @@ class Registry(object):
                   "backend": self.kind, "replaced": bool(existing),
                   "files": len(manifest["files"]) + 1}
         result.update(stored)
-        result.update(self._after_publish(manifest, channel, stored))
         return result
 
     def versions(self, name, channel=None):

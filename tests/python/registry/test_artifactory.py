@@ -160,3 +160,12 @@ def test_downloads_support_http_ranges(artifactory):
     anonymous = requests.get(str(path), timeout=10)
     assert anonymous.status_code == 401
     assert anonymous.json()["errors"][0]["status"] == 401
+
+
+def test_a_build_info_failure_leaves_no_visible_version(artifactory, make_package):
+    registry = artifactory_registry(artifactory, retries=1)
+    artifactory.inject("status", method="PUT", path="api/build$", count=5, status=500)
+    with pytest.raises(RegistryError, match="build-info"):
+        registry.publish(make_package())
+    assert registry.versions("weed-detector") == []
+    assert artifactory.store.files == {}
