@@ -127,10 +127,8 @@ String prereleaseTag(Map cfg) {
     if (env.CHANGE_ID) {
         return "mr.${env.CHANGE_ID}.${env.BUILD_NUMBER}"
     }
-    if (env.TAG_NAME || env.BRANCH_NAME == cfg.releaseBranch) {
-        return null
-    }
-    return "${semverIdentifier(env.BRANCH_NAME ?: 'build')}.${env.BUILD_NUMBER}"
+    boolean release = env.TAG_NAME || env.BRANCH_NAME == cfg.releaseBranch
+    return release ? null : "${semverIdentifier(env.BRANCH_NAME ?: 'build')}.${env.BUILD_NUMBER}"
 }
 
 /** A branch name as a semver pre-release identifier ([0-9a-z-] only). */

@@ -103,12 +103,12 @@ String command(List words) {
 
 @NonCPS
 List unknownKeys(Map defaults, Map given) {
-    return given.keySet().findAll { key -> !defaults.containsKey(key) }.collect { key -> key.toString() }.sort()
+    return given.keySet().findAll { key -> !defaults.containsKey(key) }*.toString().sort()
 }
 
 @NonCPS
 List sortedKeys(Map map) {
-    return map.keySet().collect { key -> key.toString() }.sort()
+    return map.keySet()*.toString().sort()
 }
 
 @NonCPS

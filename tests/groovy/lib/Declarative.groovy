@@ -11,6 +11,13 @@ class Declarative {
     static final Object NONE = new Object()
     final PipelineHarness h
 
+    static void apply(Closure body, Object dsl) {
+        Closure c = (Closure) body.clone()
+        c.resolveStrategy = Closure.DELEGATE_FIRST
+        c.delegate = dsl
+        c.call()
+    }
+
     Declarative(PipelineHarness h) {
         this.h = h
     }
@@ -25,24 +32,17 @@ class Declarative {
         Throwable failure = null
         try {
             runStages(top.stages)
+        // As Jenkins: any failure runs `post`, then ends the build.
+        // groovylint-disable-next-line CatchThrowable
         } catch (Throwable t) {
             failure = t
             h.currentBuild.result = t instanceof FlowInterruptedException ? 'ABORTED' : 'FAILURE'
         }
-        if (!h.currentBuild.result) {
-            h.currentBuild.result = 'SUCCESS'
-        }
+        h.currentBuild.result = h.currentBuild.result ?: 'SUCCESS'
         runPost(top)
         if (failure) {
             throw failure
         }
-    }
-
-    static void apply(Closure body, Object dsl) {
-        Closure c = (Closure) body.clone()
-        c.resolveStrategy = Closure.DELEGATE_FIRST
-        c.delegate = dsl
-        c.call()
     }
 
     private void runStages(List<Section> stages) {
@@ -81,7 +81,7 @@ class Declarative {
         String result = h.currentBuild.result
         List<String> conditions = ['always', result == 'SUCCESS' ? 'success' : null,
                                    result == 'FAILURE' ? 'failure' : null, result == 'ABORTED' ? 'aborted' : null,
-                                   result != 'SUCCESS' ? 'unsuccessful' : null, 'cleanup'].findAll()
+                                   result == 'SUCCESS' ? null : 'unsuccessful', 'cleanup'].findAll()
         for (String c in conditions) {
             s.post[c]?.call()
         }
@@ -106,15 +106,13 @@ class Declarative {
             this.s = s
         }
 
-        Object getNone() {
-            return NONE
-        }
+        final Object none = NONE
 
         void agent(Object spec) {
             if (spec instanceof Closure) {
                 AgentDsl a = new AgentDsl()
                 apply((Closure) spec, a)
-                s.agent = a.label
+                s.agent = a.agentLabel
             } else {
                 s.agent = spec
             }
@@ -137,7 +135,7 @@ class Declarative {
         void when(Closure body) {
             WhenDsl w = new WhenDsl()
             apply(body, w)
-            s.beforeAgent = w.beforeAgent
+            s.beforeAgent = w.evaluateBeforeAgent
             s.when = { w.conditions.every { it.call() } }
         }
 
@@ -166,25 +164,27 @@ class Declarative {
     }
 
     static class AgentDsl {
-        String label
+        String agentLabel
 
         void label(Object value) {
-            label = value?.toString()
+            agentLabel = value?.toString()
         }
     }
 
     class WhenDsl {
         List<Closure> conditions = []
-        boolean beforeAgent
+        boolean evaluateBeforeAgent
 
         void beforeAgent(boolean value) {
-            beforeAgent = value
+            evaluateBeforeAgent = value
         }
 
         void branch(String pattern) {
             conditions << { h.env.BRANCH_NAME != null && h.env.BRANCH_NAME ==~ pattern.replace('*', '.*') }
         }
 
+        // Named after the declarative keyword, not a builder.
+        // groovylint-disable-next-line BuilderMethodWithSideEffects
         void buildingTag() {
             conditions << { h.env.TAG_NAME != null }
         }
@@ -224,7 +224,7 @@ class Declarative {
 class OptionsDsl {
     List<Map> options = []
 
-    def methodMissing(String name, Object args) {
+    Object methodMissing(String name, Object args) {
         Object[] a = args as Object[]
         Map entry = [name: name, args: a.length == 1 ? a[0] : (a as List)]
         options << entry
@@ -236,7 +236,7 @@ class OptionsDsl {
 class PostDsl {
     Map<String, Closure> blocks = [:]
 
-    def methodMissing(String name, Object args) {
-        blocks[name] = (Closure) (args as Object[])[0]
+    Object methodMissing(String name, Object args) {
+        return blocks[name] = (Closure) (args as Object[])[0]
     }
 }

@@ -3,6 +3,16 @@ abstract class HarnessTest {
     static final String VENV = '/home/jenkins/.cache/model-cicd/venvs/py3.11-0123456789abcdef'
     static final String VENV_SETUP = "bash '.model-cicd/pytools-venv.sh' 'requirements.txt' 'python3'"
 
+    /** No secret reached a shell command (Groovy interpolation would put it there) or the log. */
+    static void assertNoSecretInAnyCommand(PipelineHarness h) {
+        assert h.secrets
+        for (Map call in h.callsOf('sh')) {
+            assert !call.gstring
+            assert !h.secrets.any { String secret -> call.script.contains(secret) }
+        }
+        assert !h.log.any { String line -> h.secrets.any { line.contains(it) } }
+    }
+
     PipelineHarness harness() {
         PipelineHarness h = new PipelineHarness(new File(System.getProperty('repo.root')))
         h.onSh('pytools-venv\\.sh', VENV + '\n')
@@ -12,15 +22,5 @@ abstract class HarnessTest {
     /** Run `body`, which must fail; return the failure's message. */
     String failureMessage(PipelineHarness h, Closure body) {
         return h.failure(body).message
-    }
-
-    /** No secret reached a shell command (Groovy interpolation would put it there) or the log. */
-    static void assertNoSecretInAnyCommand(PipelineHarness h) {
-        assert h.secrets
-        for (Map call in h.callsOf('sh')) {
-            assert !call.gstring
-            assert !h.secrets.any { String secret -> call.script.contains(secret) }
-        }
-        assert !h.log.any { String line -> h.secrets.any { line.contains(it) } }
     }
 }

@@ -24,11 +24,13 @@ class PipelineHarness {
     final File root
     final Binding binding = new Binding()
     final List<Map> calls = []
-    final Map env = [BUILD_NUMBER: '7', JOB_NAME: 'weed-detector', BUILD_URL: 'https://ci.example/job/weed-detector/7/']
+    final Map env = [BUILD_NUMBER: '7', JOB_NAME: 'weed-detector',
+                     BUILD_URL: 'https://ci.example/job/weed-detector/7/']
     final Map credentials = [:]
     final List<Map> shRules = []
     final List<Map> inputAnswers = []
-    final Map<String, List<String>> groups = [alice: ['release-managers'], carol: ['release-managers'], bob: ['developers']]
+    final Map<String, List<String>> groups = [
+        alice: ['release-managers'], carol: ['release-managers'], bob: ['developers']]
     final Map<String, String> files = [:]
     final FakeRun currentBuild = new FakeRun()
     final List<String> log = []
@@ -82,6 +84,8 @@ class PipelineHarness {
     Throwable failure(Closure body) {
         try {
             body()
+        // A test inspects whatever the step threw.
+        // groovylint-disable-next-line CatchThrowable
         } catch (Throwable t) {
             return t
         }
@@ -100,9 +104,7 @@ class PipelineHarness {
 
     /** The sh scripts that ran pytools, with the cached venv's path replaced by `pytools`. */
     List<String> pytoolsCommands() {
-        return shScripts().findAll { it.contains('/bin/pytools') }.collect {
-            it.replaceFirst(/^'[^']*\/bin\/pytools'/, 'pytools')
-        }
+        return shScripts().findAll { it.contains('/bin/pytools') }*.replaceFirst(/^'[^']*\/bin\/pytools'/, 'pytools')
     }
 
     List<String> stepNames() {
@@ -122,7 +124,7 @@ class PipelineHarness {
         }
     }
 
-    private static String text(Object value) {
+    private String text(Object value) {
         return value == null ? null : value.toString()
     }
 
@@ -139,7 +141,10 @@ class PipelineHarness {
         step('dir') { String path, Closure body -> record('dir', [path: path]); body() }
         step('timeout') { Map args, Closure body -> timeout(args, body) }
         step('lock') { Object args, Closure body -> lock(args, body) }
-        step('milestone') { Object... args -> milestones++; record('milestone', [ordinal: milestones, label: args ? args[0]?.label : null]) }
+        step('milestone') { Object... args ->
+            milestones++
+            record('milestone', [ordinal: milestones, label: args ? args[0]?.label : null])
+        }
         step('input') { Map args -> input(args) }
         step('withCredentials') { List bindings, Closure body -> withCredentials(bindings, body) }
         ['usernamePassword', 'string', 'file', 'sshUserPrivateKey'].each { String kind ->
@@ -147,13 +152,17 @@ class PipelineHarness {
         }
         step('libraryResource') { String path ->
             File f = new File(root, "resources/${path}")
-            if (!f.isFile()) {
+            if (!f.file) {
                 throw new AbortException("No such library resource ${path} could be found.")
             }
             record('libraryResource', [path: path])
             f.text
         }
-        step('writeFile') { Map args -> needWorkspace('writeFile'); files[text(args.file)] = text(args.text); record('writeFile', [file: text(args.file)]) }
+        step('writeFile') { Map args ->
+            needWorkspace('writeFile')
+            files[text(args.file)] = text(args.text)
+            record('writeFile', [file: text(args.file)])
+        }
         step('readFile') { Object arg ->
             needWorkspace('readFile')
             String path = text(arg instanceof Map ? arg.file : arg)
@@ -162,9 +171,18 @@ class PipelineHarness {
             }
             files[path]
         }
-        step('junit') { Map args -> needWorkspace('junit'); record('junit', args.collectEntries { k, v -> [k, v instanceof GString ? v.toString() : v] }) }
-        step('archiveArtifacts') { Map args -> needWorkspace('archiveArtifacts'); record('archiveArtifacts', [artifacts: text(args.artifacts)] + args.findAll { k, v -> k != 'artifacts' }) }
-        step('stash') { Map args -> needWorkspace('stash'); record('stash', [name: args.name, includes: text(args.includes)]) }
+        step('junit') { Map args ->
+            needWorkspace('junit')
+            record('junit', args.collectEntries { k, v -> [k, v instanceof GString ? v.toString() : v] })
+        }
+        step('archiveArtifacts') { Map args ->
+            needWorkspace('archiveArtifacts')
+            record('archiveArtifacts', [artifacts: text(args.artifacts)] + args.findAll { k, v -> k != 'artifacts' })
+        }
+        step('stash') { Map args ->
+            needWorkspace('stash')
+            record('stash', [name: args.name, includes: text(args.includes)])
+        }
         step('unstash') { String name -> needWorkspace('unstash'); record('unstash', [name: name]) }
         step('pipeline') { Closure body -> new Declarative(this).run(body) }
     }
@@ -230,6 +248,11 @@ class PipelineHarness {
         }
     }
 
+    private String refusal(Object submitter) {
+        // Jenkins' own words when someone outside `submitter` tries to settle an input.
+        return "You need to be ${submitter} to submit this".toString()
+    }
+
     private boolean canSettle(String user, String submitter) {
         if (submitter == null) {
             return true
@@ -249,7 +272,7 @@ class PipelineHarness {
         for (String user in (answer.attempts ?: [])) {
             // Jenkins answers 403 "You need to be <submitter> to submit this" and keeps waiting.
             if (!canSettle(user, text(args.submitter))) {
-                record('inputRefused', [user: user, message: "You need to be ${args.submitter} to submit this".toString()])
+                record('inputRefused', [user: user, message: refusal(args.submitter)])
             }
         }
         if (answer.abortBy) {
@@ -263,12 +286,13 @@ class PipelineHarness {
             return args.submitterParameter ? answer.approveBy : null
         }
         if (answer.approveBy) {
-            record('inputRefused', [user: answer.approveBy, message: "You need to be ${args.submitter} to submit this".toString()])
+            record('inputRefused', [user: answer.approveBy, message: refusal(args.submitter)])
         }
         if (timeoutDepth > 0) {
             throw new FlowInterruptedException('ABORTED', TimeoutStepExecution.exceeded())
         }
-        throw new AssertionError("input '${args.message}' is never settled and has no timeout: the build would wait forever")
+        throw new AssertionError(
+            "input '${args.message}' is never settled and has no timeout: the build would wait forever")
     }
 
     private Object withCredentials(List bindings, Closure body) {
@@ -278,9 +302,9 @@ class PipelineHarness {
             if (stored == null) {
                 throw new AbortException("Could not find credentials entry with ID '${b.credentialsId}'")
             }
-            Map expected = [usernamePassword: 'usernamePassword', string: 'string', file: 'file', sshUserPrivateKey: 'sshUserPrivateKey']
-            if (stored.kind != expected[b.kind]) {
-                throw new AbortException("Credentials '${b.credentialsId}' is of type '${stored.kind}' where '${b.kind}' was expected")
+            if (stored.kind != b.kind) {
+                throw new AbortException(
+                    "Credentials '${b.credentialsId}' is of type '${stored.kind}' where '${b.kind}' was expected")
             }
             switch (b.kind) {
                 case 'usernamePassword':

@@ -4,7 +4,7 @@
  * the library's own variables, whose `call` method runs).
  */
 abstract class PipelineScript extends Script {
-    def methodMissing(String name, Object args) {
+    Object methodMissing(String name, Object args) {
         Object target = binding.hasVariable(name) ? binding.getVariable(name) : null
         if (target instanceof Closure) {
             return ((Closure) target).call(args as Object[])

@@ -25,7 +25,7 @@ class ConfigTest extends HarnessTest {
         assert steps.containsAll(STEPS)
         for (String step in steps) {
             File help = new File(vars, "${step}.txt")
-            assert help.isFile() && help.text.trim()
+            assert help.file && help.text.trim()
         }
     }
 
@@ -44,6 +44,6 @@ class ConfigTest extends HarnessTest {
         PipelineHarness h = harness()
         Script config = (Script) h.binding.getVariable('stepConfig')
         assert config.quote("it's \$HOME `id`") == "'it'\\''s \$HOME `id`'"
-        assert config.command(['a b', '--x', '${y}']) == "'a b' '--x' '\${y}'"
+        assert config.command(['a b', '--x', '$y']) == "'a b' '--x' '\$y'"
     }
 }

@@ -1,7 +1,8 @@
 /** The declarative template: merge-request vs release builds, agents, approvals, description. */
 class ModelPipelineTest extends HarnessTest {
     static final String MANIFEST = '{"name": "weed-detector", "version": "%s", "platform": "trt8.5-sm72-l4t35.3.1"}'
-    static final String PLAN = '{"waves": [{"name": "canary", "robots": ["robot-01"]}, {"name": "100%", "robots": ["robot-02", "robot-03"]}]}'
+    static final String PLAN = '{"waves": [{"name": "canary", "robots": ["robot-01"]}, ' +
+        '{"name": "100%", "robots": ["robot-02", "robot-03"]}]}'
 
     PipelineHarness pipelineHarness(Map environment, String version) {
         PipelineHarness h = harness()
@@ -52,11 +53,12 @@ class ModelPipelineTest extends HarnessTest {
         h.run('modelPipeline', [fleet: 'fleet/east.yaml', approvalTimeoutHours: 8])
         List<String> cmds = h.pytoolsCommands()
         assert cmds.contains("pytools 'package' 'build' 'model.yaml' '--workdir' 'work/ci'")
+        String rollout = "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/east.yaml'"
         assert cmds.findAll { it =~ /'(promote|rollout)'/ } == [
             "pytools 'promote' 'weed-detector' '1.4.0' '--from' 'dev' '--to' 'release'",
-            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/east.yaml' '--dry-run' '--json'",
-            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/east.yaml' '--wave' 'canary' '--yes' '--approver' 'alice'",
-            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/east.yaml' '--wave' '100%' '--yes' '--approver' 'carol'"]
+            "${rollout} '--dry-run' '--json'",
+            "${rollout} '--wave' 'canary' '--yes' '--approver' 'alice'",
+            "${rollout} '--wave' '100%' '--yes' '--approver' 'carol'"]*.toString()
         assert h.callsOf('stage')*.name == ['Export', 'GPU', 'Engine', 'Parity', 'Bench', 'Publish', 'Release', 'Rollout']
         Map rolloutStage = h.callsOf('stage').find { it.name == 'Rollout' }
         assert rolloutStage.node == null                   // the rollout stage holds no agent

@@ -18,7 +18,8 @@ class PublishPromoteTest extends HarnessTest {
         assert published == [name: 'weed-detector', version: '1.4.0-mr.42.7', platform: 'trt8.5-sm72-l4t35.3.1',
                              channel: 'dev', packageDir: 'work/ci/package']
         assert h.pytoolsCommands() == [
-            "pytools 'package' 'build' 'model.yaml' '--workdir' 'work/ci' '--prerelease' 'mr.42.7' --sign-key \"\$MODEL_CICD_SIGN_KEY\"",
+            "pytools 'package' 'build' 'model.yaml' '--workdir' 'work/ci' '--prerelease' 'mr.42.7' " +
+                '--sign-key "$MODEL_CICD_SIGN_KEY"',
             "pytools 'publish' 'work/ci/package' '--channel' 'dev'"]
         List<Map> pytoolsCalls = h.callsOf('sh').findAll { it.script.contains('/bin/pytools') }
         assert pytoolsCalls*.credentialVariables == [['MODEL_CICD_SIGN_KEY'], ['ARTIFACTORY_PASSWORD', 'ARTIFACTORY_USER']]
@@ -62,7 +63,8 @@ class PublishPromoteTest extends HarnessTest {
         PipelineHarness h = publishHarness()
         assert failureMessage(h) { h.runOn('linux', 'modelPublish', [registryCredentialsId: ' ']) } ==
             'modelPublish: registryCredentialsId is empty; give a Jenkins credentials id or leave it unset'
-        assert failureMessage(h) { h.runOn('linux', 'modelPublish', [registryCredentialsId: 'artifactory', registryCredentialsType: 'ssh']) } ==
+        Map sshType = [registryCredentialsId: 'artifactory', registryCredentialsType: 'ssh']
+        assert failureMessage(h) { h.runOn('linux', 'modelPublish', sshType) } ==
             "modelPublish: registryCredentialsType must be 'usernamePassword' or 'string', not 'ssh'"
         assert failureMessage(h) { h.runOn('linux', 'modelPublish', [registryCredentialsId: 'artifactory-token']) } ==
             "Credentials 'artifactory-token' is of type 'string' where 'usernamePassword' was expected"

@@ -31,6 +31,7 @@ class PytoolsStepTest extends HarnessTest {
 
     void testNeedsAnAgent() {
         PipelineHarness h = harness()
-        assert failureMessage(h) { h.run('pytools', [args: ['export']]) }.contains('Required context class hudson.FilePath is missing')
+        String message = failureMessage(h) { h.run('pytools', [args: ['export']]) }
+        assert message.contains('Required context class hudson.FilePath is missing')
     }
 }

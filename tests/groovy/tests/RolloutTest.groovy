@@ -6,6 +6,7 @@ class RolloutTest extends HarnessTest {
         {"name": "canary", "robots": ["robot-01", "robot-02"]},
         {"name": "50%", "robots": [{"name": "robot-03"}, {"name": "robot-04"}, {"name": "robot-05"}]}]}'''
     static final Map ROLLOUT = [name: 'weed-detector', version: '1.4.0', fleet: 'fleet/field-east.yaml']
+    static final String COMMAND = "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml'"
 
     PipelineHarness rolloutHarness() {
         PipelineHarness h = harness()
@@ -18,9 +19,9 @@ class RolloutTest extends HarnessTest {
         h.answerInput(approveBy: 'alice').answerInput(approveBy: 'carol')
         Map result = h.run('modelRollout', ROLLOUT)
         assert h.pytoolsCommands() == [
-            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--dry-run' '--json'",
-            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--wave' 'canary' '--yes' '--approver' 'alice'",
-            "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--wave' '50%' '--yes' '--approver' 'carol'"]
+            "${COMMAND} '--dry-run' '--json'",
+            "${COMMAND} '--wave' 'canary' '--yes' '--approver' 'alice'",
+            "${COMMAND} '--wave' '50%' '--yes' '--approver' 'carol'"]*.toString()
         assert result.waves*.by == ['alice', 'carol']
         List<Map> inputs = h.callsOf('input')
         assert inputs*.id == ['Wave1', 'Wave2']
@@ -33,8 +34,9 @@ class RolloutTest extends HarnessTest {
         assert h.callsOf('timeout').collect { [it.time, it.unit] } == [[24, 'HOURS'], [24, 'HOURS']]
         assert h.callsOf('lock').collect { [it.resource, it.inversePrecedence] } == [['fleet-field-east', true]]
         // a milestone before the lock and after each approval, before that wave's rollout runs
-        List<String> order = h.calls.findAll { it.step in ['milestone', 'input', 'lock'] || (it.step == 'sh' && it.script.contains("'--wave'")) }
-                                    .collect { it.step == 'sh' ? 'rollout' : it.step }
+        List<String> order = h.calls.findAll {
+            it.step in ['milestone', 'input', 'lock'] || (it.step == 'sh' && it.script.contains("'--wave'"))
+        }.collect { it.step == 'sh' ? 'rollout' : it.step }
         assert order == ['milestone', 'lock', 'input', 'milestone', 'rollout', 'input', 'milestone', 'rollout']
         assert h.callsOf('archiveArtifacts')*.artifacts.unique() == ['work/ci/reports/rollout-approvals.json']
         assert h.files['work/ci/reports/rollout-approvals.json'].contains('"by": "carol"')
@@ -62,7 +64,8 @@ class RolloutTest extends HarnessTest {
         assert failure instanceof FlowInterruptedException
         assert h.callsOf('timeout').collect { [it.time, it.unit] } == [[30, 'MINUTES']]
         assert h.pytoolsCommands().size() == 1      // only the plan
-        assert h.currentBuild.description == 'rollout of weed-detector 1.4.0 halted at wave canary: no approval before the timeout'
+        assert h.currentBuild.description ==
+            'rollout of weed-detector 1.4.0 halted at wave canary: no approval before the timeout'
     }
 
     void testApprovalOutsideTheSubmitterGroupIsRefused() {
@@ -74,7 +77,7 @@ class RolloutTest extends HarnessTest {
         // bob's "approval" of the second wave never counts: the wave times out instead
         assert failure instanceof FlowInterruptedException
         assert h.pytoolsCommands().findAll { it.contains("'--wave'") } ==
-            ["pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--wave' 'canary' '--yes' '--approver' 'alice'"]
+            ["${COMMAND} '--wave' 'canary' '--yes' '--approver' 'alice'".toString()]
     }
 
     void testCustomSubmitterLockAndSshCredentials() {
@@ -82,7 +85,8 @@ class RolloutTest extends HarnessTest {
         h.credential('fleet-ssh', [kind: 'sshUserPrivateKey', username: 'deploy', key: '-----BEGIN OPENSSH PRIVATE KEY-----abc'])
         h.groups.dave = ['field-ops']
         h.answerInput(approveBy: 'dave').answerInput(approveBy: 'dave')
-        h.run('modelRollout', ROLLOUT + [submitter: 'field-ops,alice', lockResource: 'east-fleet', sshCredentialsId: 'fleet-ssh', label: 'deploy'])
+        h.run('modelRollout', ROLLOUT + [submitter: 'field-ops,alice', lockResource: 'east-fleet',
+                                         sshCredentialsId: 'fleet-ssh', label: 'deploy'])
         assert h.callsOf('input')*.submitter == ['field-ops,alice', 'field-ops,alice']
         assert h.callsOf('lock')*.resource == ['east-fleet']
         assert h.callsOf('sh').findAll { it.script.contains('/bin/pytools') }.every {

@@ -7,8 +7,6 @@ class TimeoutStepExecution {
     }
 
     static class ExceededTimeout {
-        String getShortDescription() {
-            return 'Timeout has been exceeded'
-        }
+        final String shortDescription = 'Timeout has been exceeded'
     }
 }
