@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from conftest import corrupt_stored
+from registry_helpers import build_package, corrupt_stored
 from pytools.errors import CheckError, ConfigError
-from pytools.package import MANIFEST
+from pytools.package import MANIFEST, SIGNATURE, generate_keypair, sign, verify_package
 from pytools.registry import RegistryError
 
 pytestmark = pytest.mark.timeout(60)
@@ -168,3 +168,15 @@ def test_identical_bytes_under_a_new_version_are_not_sent_again(registry, make_p
 def test_unknown_channel_is_a_config_error(registry, make_package):
     with pytest.raises(ConfigError, match="unknown channel"):
         registry.publish(make_package(), channel="prod")
+
+
+def test_a_signature_travels_with_the_package(registry, tmp_path):
+    generate_keypair(str(tmp_path / "key.pem"), str(tmp_path / "key.pub"))
+    pkg = str(tmp_path / "signed")
+    build_package(pkg, version="3.1.0")
+    with open(os.path.join(pkg, SIGNATURE), "wb") as f:
+        f.write(sign(read(os.path.join(pkg, MANIFEST)), str(tmp_path / "key.pem")))
+    registry.publish(pkg)
+    out = str(tmp_path / "out")
+    registry.fetch("weed-detector", "3.1.0", out)
+    assert verify_package(out, public_key_path=str(tmp_path / "key.pub"))["version"] == "3.1.0"

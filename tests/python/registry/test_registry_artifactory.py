@@ -8,7 +8,7 @@ import requests
 from artifactory import ArtifactoryPath
 from dohq_artifactory.exception import ArtifactoryException
 
-from conftest import artifactory_registry
+from registry_helpers import artifactory_registry
 from pytools.errors import ConfigError
 from pytools.registry import RegistryError
 
@@ -24,7 +24,6 @@ def big_package(make_package, version="3.0.0"):
     {"ARTIFACTORY_TOKEN": "wrong-token"},
     {"ARTIFACTORY_API_KEY": "wrong-key"},
     {"ARTIFACTORY_USER": "admin", "ARTIFACTORY_PASSWORD": "wrong-password"},
-    {},
 ])
 def test_wrong_credentials_give_a_clear_error_without_the_secret(artifactory, make_package, environ):
     registry = artifactory_registry(artifactory, environ=environ)
@@ -36,6 +35,11 @@ def test_wrong_credentials_give_a_clear_error_without_the_secret(artifactory, ma
         if secret != "admin":
             assert secret not in message
     assert artifactory.store.files == {}
+
+
+def test_missing_credentials_say_what_to_set(artifactory, make_package):
+    with pytest.raises(RegistryError, match="requires credentials.*ARTIFACTORY_TOKEN"):
+        artifactory_registry(artifactory, environ={}).publish(make_package())
 
 
 @pytest.mark.parametrize("environ", [

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from registry_helpers import ROOT
 from pytools.registry import open_registry
 
 pytestmark = pytest.mark.timeout(120)
