@@ -31,7 +31,9 @@ class Robot:
         self.model_root = hostvars.get("model_agent_root")
 
     def agent_argv(self):
-        return [self.python, self.agent_path, "--config", self.agent_config]
+        # -I -S: the agent is stdlib-only; skip site-packages and the environment (faster start,
+        # and nothing installed on the robot can shadow a stdlib module).
+        return [self.python, "-I", "-S", self.agent_path, "--config", self.agent_config]
 
     def __repr__(self):
         return "Robot(%s %s:%d)" % (self.name, self.host, self.port)

@@ -27,14 +27,7 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-
-try:  # Python 3 stdlib only; the import names differ on nothing we support, but keep it explicit
-    from urllib.request import Request, urlopen
-    from urllib.error import HTTPError, URLError
-except ImportError:  # pragma: no cover
-    raise SystemExit("robot_agent needs Python 3.6+")
 
 SCHEMA = "model-cicd/package@1"
 MANIFEST = "manifest.json"
@@ -355,6 +348,7 @@ class Agent(object):
                 raw = base64.b64decode(f.read().strip())
             except (ValueError, TypeError):
                 raise Refused("refused", "signature file is not base64")
+        import tempfile
         tmp = tempfile.NamedTemporaryFile(prefix="sig-", dir=self.root, delete=False)
         try:
             tmp.write(raw)
@@ -499,6 +493,9 @@ class Agent(object):
     def health_once(self, version):
         url, cmd = self.cfg.get("health_url"), self.cfg.get("health_command")
         if url:
+            # urllib is imported only when used: it is most of a `status` call's start-up time.
+            from urllib.error import HTTPError, URLError
+            from urllib.request import urlopen
             try:
                 resp = urlopen(url, timeout=5)
                 body = json.loads(resp.read().decode() or "{}")
@@ -531,6 +528,7 @@ class Agent(object):
 def download_package(base_url, dest, cfg, timeout):
     """Download manifest (+signature) and every file into `dest`, resuming partial files with
     HTTP Range requests; returns the bytes transferred. Verification happens afterwards."""
+    from urllib.error import HTTPError
     base = base_url.rstrip("/") + "/"
     total = 0
     data = http_get(base + MANIFEST, timeout)
@@ -551,6 +549,8 @@ def download_package(base_url, dest, cfg, timeout):
 
 
 def http_get(url, timeout):
+    from urllib.error import HTTPError, URLError
+    from urllib.request import urlopen
     try:
         return urlopen(url, timeout=timeout).read()
     except HTTPError:
@@ -560,6 +560,8 @@ def http_get(url, timeout):
 
 
 def fetch_resumable(url, path, size, timeout):
+    from urllib.error import HTTPError, URLError
+    from urllib.request import Request, urlopen
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         os.makedirs(parent)
