@@ -150,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing -----------------------------------------------------------------------------
 
     def _dispatch(self):
-        self.received = 0
+        self.received, self.body_read = 0, False
         status = 500
         try:
             raw_path, _, query = self.path.partition("?")
@@ -158,16 +158,16 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(404, "Not Found")
             self.query = urllib.parse.parse_qs(query, keep_blank_values=True)
             self.user = self._authenticate()
-            has_body = int(self.headers.get("Content-Length") or 0) > 0 or \
-                self.headers.get("Transfer-Encoding", "").lower() == "chunked"
             # faults match the path without deploy matrix parameters (;key=value)
-            fault = self.app.take_fault(self.command, raw_path.split(";")[0], has_body)
+            fault = self.app.take_fault(self.command, raw_path.split(";")[0], self._has_body())
             if fault is not None:
                 status = self._apply_fault(fault)
                 return
             status = self._route(raw_path[len(PREFIX) + 1:])
         except HttpError as exc:
             status = exc.status
+            if self._has_body() and not self.body_read:
+                self.close_connection = True  # unread body bytes must not be taken for a request
             self._send_json(exc.status, None, body=_error_body(exc.status, exc.message), headers=exc.headers)
         except (ConnectionError, socket.timeout):
             status = 0
@@ -176,6 +176,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.app.record(self.command, self.path, self.received, status)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _dispatch
+
+    def _has_body(self):
+        return int(self.headers.get("Content-Length") or 0) > 0 or \
+            self.headers.get("Transfer-Encoding", "").lower() == "chunked"
 
     def _authenticate(self):
         header = self.headers.get("Authorization", "")
@@ -252,12 +256,14 @@ class _Handler(BaseHTTPRequestHandler):
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
+                    self.body_read = True
                     return
                 if not take(size):
                     return
                 self.rfile.readline()
         else:
             take(int(self.headers.get("Content-Length") or 0))
+        self.body_read = limit is None
 
     def _read_json(self):
         chunks = []

@@ -173,3 +173,18 @@ def test_a_build_info_failure_leaves_no_visible_version(artifactory, make_packag
         registry.publish(make_package())
     assert registry.versions("weed-detector") == []
     assert artifactory.store.files == {}
+
+
+def test_chunked_uploads_and_refused_bodies_on_a_kept_alive_connection(artifactory):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    url = artifactory.url + "/models-dev/x/chunked.bin"
+    session = requests.Session()
+    refused = session.put(url, data=data, headers={"Authorization": "Bearer wrong"}, timeout=10)
+    assert refused.status_code == 401 and refused.json()["errors"][0]["message"] == "Bad credentials"
+    chunks = (data[i:i + 65536] for i in range(0, len(data), 65536))  # a generator: chunked encoding
+    deployed = session.put(url, data=chunks, timeout=10, headers={
+        "Authorization": "Bearer test-token", "X-Checksum-Sha256": hashlib.sha256(data).hexdigest()})
+    assert deployed.status_code == 201, deployed.text
+    assert deployed.json()["checksums"]["md5"] == hashlib.md5(data).hexdigest()
+    stat = ArtifactoryPath(url, token="test-token").stat()
+    assert (stat.size, stat.sha1) == (len(data), hashlib.sha1(data).hexdigest())
