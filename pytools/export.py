@@ -15,7 +15,6 @@ import warnings
 
 from pytools import config as cfg
 from pytools.errors import CheckError, PytoolsError
-from pytools.golden import random_feed
 
 TS_FILE, ONNX_FILE, SIM_FILE = "export/model.ts", "export/model.onnx", "export/model.sim.onnx"
 
@@ -23,6 +22,8 @@ TS_FILE, ONNX_FILE, SIM_FILE = "export/model.ts", "export/model.onnx", "export/m
 def example_inputs(config, seed=0):
     """Seeded inputs of the configured shapes (dynamic dimensions at their 'opt' value)."""
     import torch
+
+    from pytools.golden import random_feed
 
     return tuple(torch.from_numpy(a) for a in random_feed(config, None, seed).values())
 

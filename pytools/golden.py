@@ -6,18 +6,22 @@ shapes. Random inputs are weaker evidence than recorded data, and the parity rep
 """
 import os
 
-import numpy as np
-
 from pytools import config as cfg
 from pytools.errors import ConfigError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
-NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32,
-             "uint8": np.uint8, "bool": np.bool_}
+
+
+def _np():
+    # Imported on first use: an up-to-date re-run only fingerprints inputs and must not pay for numpy.
+    import numpy
+
+    return numpy
 
 
 def random_feed(config, n, seed):
     """Seeded random tensors of the configured shapes and dtypes, batch size `n`."""
+    np = _np()
     rng = np.random.default_rng(seed)
     feed = {}
     for s in config["inputs"]:
@@ -25,9 +29,9 @@ def random_feed(config, n, seed):
         dtype = s.get("dtype", "float32")
         low, high = s.get("range", [0, 2] if dtype == "bool" else [-1, 1])
         if dtype in ("float32", "float16"):
-            arr = rng.uniform(low, high, size=shape).astype(NP_DTYPES[dtype])
+            arr = rng.uniform(low, high, size=shape).astype(dtype)
         else:
-            arr = rng.integers(int(low), int(high), size=shape, endpoint=dtype != "bool").astype(NP_DTYPES[dtype])
+            arr = rng.integers(int(low), int(high), size=shape, endpoint=dtype != "bool").astype(dtype)
         feed[s["name"]] = arr
     return feed
 
@@ -84,6 +88,7 @@ class GoldenInputs:
             yield offset, self._batch(offset, n)
 
     def _batch(self, offset, n):
+        np = _np()
         if self._arrays is not None:
             return {s["name"]: np.ascontiguousarray(self._arrays[s["name"]][offset:offset + n]) for s in self.inputs}
         if self._images is not None:
@@ -94,6 +99,7 @@ class GoldenInputs:
         return "%s: parity.inputs.path" % self.config.path
 
     def _load_arrays(self):
+        np = _np()
         path = self.config.resolve(self.spec["path"])
         try:
             if self.source == "npy":
@@ -116,7 +122,7 @@ class GoldenInputs:
             if arr.ndim != len(want) or any(w is not None and w != a for w, a in zip(want[1:], arr.shape[1:])):
                 raise ConfigError("%s: array %r has shape %s, the config expects %s"
                                   % (self._where(), s["name"], list(arr.shape), s["shape"]))
-            if arr.dtype != NP_DTYPES[s.get("dtype", "float32")]:
+            if arr.dtype != np.dtype(s.get("dtype", "float32")):
                 raise ConfigError("%s: array %r is %s, the config expects %s"
                                   % (self._where(), s["name"], arr.dtype, s.get("dtype", "float32")))
         counts = {len(a) for a in arrays.values()}
@@ -138,6 +144,7 @@ class GoldenInputs:
     def _image(self, path):
         from PIL import Image
 
+        np = _np()
         spec = self.inputs[0]
         channels, height, width = spec["shape"][1:]
         pre = spec.get("preprocessing") or {}

@@ -130,7 +130,6 @@ class Pipeline:
         return run_stage(self.wd, "engine", inputs, action, self.force)
 
     def parity(self):
-        from pytools import parity, reports
         from pytools.golden import GoldenInputs
 
         inputs = dict(self._section("parity", "outputs", "model"), artifacts=self.artifact_hashes(),
@@ -138,6 +137,8 @@ class Pipeline:
                       engine_status=(self.wd.state("engine") or {}).get("status"))
 
         def action():
+            from pytools import parity, reports
+
             report = parity.run(self.config, self.wd, self.model())
             names = reports.write_parity(report, self.wd.path(REPORTS))
             status = "ran" if report["passed"] else "failed"
@@ -151,7 +152,6 @@ class Pipeline:
         return result
 
     def bench(self, baseline=None):
-        from pytools import bench, reports
         from pytools.hashing import sha256_file
 
         inputs = dict(self._section("bench", "dims", "inputs"), artifacts=self.artifact_hashes(),
@@ -159,6 +159,8 @@ class Pipeline:
                       baseline=sha256_file(baseline) if baseline and os.path.exists(baseline) else baseline)
 
         def action():
+            from pytools import bench, reports
+
             result = bench.run(self.config, self.wd, self.model(), baseline)
             names = reports.write_bench(result, self.wd.path(REPORTS))
             status = "failed" if result["gate_failures"] else "ran"

@@ -55,6 +55,7 @@ class ArtifactoryRegistry(Registry):
         self.build_name = settings.get("build_name")
         self.env = os.environ if environ is None else environ
         creds = artifactory_credentials(self.env)
+        self.has_credentials = bool(creds)
         timeout = float(settings.get("timeout", 300))
         self.root = ArtifactoryPath(self.url, timeout=(min(timeout, 30.0), timeout), **creds)
         for prefix in ("http://", "https://"):
@@ -79,6 +80,10 @@ class ArtifactoryRegistry(Registry):
 
     def _explain(self, what, exc):
         status = http_status(exc)
+        if status == 401 and not self.has_credentials:
+            return RegistryError("Artifactory at %s requires credentials to %s: set ARTIFACTORY_TOKEN, "
+                                 "ARTIFACTORY_API_KEY or ARTIFACTORY_USER+ARTIFACTORY_PASSWORD (or *_FILE)"
+                                 % (self.url, what))
         if status == 401:
             return RegistryError("Artifactory at %s rejected the credentials while trying to %s "
                                  "(HTTP 401: %s); check ARTIFACTORY_TOKEN / ARTIFACTORY_API_KEY / "

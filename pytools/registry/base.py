@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 
 from pytools import semver
 from pytools.errors import CheckError, ConfigError, PytoolsError
@@ -276,17 +275,6 @@ class Registry(object):
         except FileNotFoundError:
             pass
 
-    def read_manifest(self, name, version, channel=None, platform=None):
-        entry = self.resolve(name, version, channel, platform)
-        tmpdir = _scratch_dir()
-        try:
-            path = os.path.join(tmpdir, MANIFEST)
-            self._read_file(entry, MANIFEST, path)
-            with open(path, "rb") as f:
-                return json.loads(f.read().decode())
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
-
     def promote(self, name, version, to_channel, from_channel=None, force=False, move=None, who=None):
         """Copy (or move) a version to a later channel; refuse a parity failure unless forced."""
         to_channel = self._channel(to_channel)
@@ -390,7 +378,3 @@ def _promotion_of(props):
 
 def _in(channel):
     return " in channel %s" % channel if channel else ""
-
-
-def _scratch_dir():
-    return tempfile.mkdtemp(prefix="pytools-registry-")
