@@ -17,6 +17,7 @@ import numpy as np
 from pytools import config as cfg
 from pytools.backends import BackendUnavailable, open_runner
 from pytools.backends.torch_eager import TorchRunner
+from pytools.console import Progress
 from pytools.errors import CheckError
 from pytools.golden import GoldenInputs
 
@@ -169,6 +170,7 @@ def run(config, wd, model):
         backends.append(entry)
     active = [b for b in backends if b["runner"] is not None]
     samples = 0
+    progress = Progress("parity", golden.samples)
     try:
         for offset, feed in golden.batches():
             ref = reference.infer(feed)
@@ -183,7 +185,9 @@ def run(config, wd, model):
                     comparison.update(r, o, offset)
                 b["seconds"] += time.perf_counter() - started
             samples += len(next(iter(feed.values())))
+            progress.update(len(next(iter(feed.values()))))
     finally:
+        progress.close()
         for b in active:
             b["runner"].close()
     return _report(config, golden, backends, samples)

@@ -6,6 +6,7 @@ each output follows its `kind`: cross-entropy for a classifier, BCE-with-logits 
 import os
 import time
 
+from pytools.console import Progress
 from pytools.errors import ConfigError
 
 
@@ -45,6 +46,7 @@ def train(config, build_model, out_path):
     started = time.monotonic()
     model.train()
     history = []
+    progress = Progress("train", spec["epochs"] * len(images))
     for epoch in range(spec["epochs"]):
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(spec["seed"] + epoch))
         total = 0.0
@@ -58,7 +60,9 @@ def train(config, build_model, out_path):
             loss.backward()
             optimiser.step()
             total += loss.item() * len(idx)
+            progress.update(len(idx))
         history.append(round(total / len(images), 5))
+    progress.close()
     model.eval()
     accuracy = _holdout_accuracy(model, config, dataset, size, kinds)
     tmp = out_path + ".partial"

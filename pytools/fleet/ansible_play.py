@@ -13,7 +13,7 @@ from pytools.fleet.transport import SSHTransport
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE_DIR = os.path.join(REPO_ROOT, "ansible")
-PLAYBOOKS = ("deploy", "rollback", "status")
+PLAYBOOKS = ("install", "deploy", "rollback", "status")
 
 
 def run_playbook(name, inventory, workdir, extravars=None, limit=None, timeout=1800):

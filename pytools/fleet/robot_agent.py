@@ -139,11 +139,15 @@ class Agent(object):
         return lease
 
     def check_lease(self, owner):
-        """Refuse when another deployment holds the lease; callers hold self.locked()."""
+        """Refuse when another deployment holds the lease; callers hold self.locked().
+        The holder's own steps extend it, so a long transfer does not outlive its lease."""
         lease = self.read_lease()
         if lease and lease.get("owner") != owner:
             raise Refused("locked", "robot is locked by deployment %r since %s"
                           % (lease.get("owner"), lease.get("acquired")), lease=lease)
+        if lease:
+            lease["expires"] = time.time() + float(self.cfg["lease_ttl"])
+            atomic_write(self.lease_path, json.dumps(lease).encode())
         return lease
 
     def acquire_lease(self, owner):

@@ -21,6 +21,7 @@ from artifactory import ArtifactoryBuildManager, ArtifactoryPath
 from dohq_artifactory.exception import ArtifactoryException, raise_for_status
 
 from pytools import __version__, semver
+from pytools.console import Progress
 from pytools.errors import CheckError
 from pytools.hashing import CHUNK, sha256_file
 from pytools.package import MANIFEST, SIGNATURE
@@ -34,6 +35,21 @@ CHECKSUM_DEPLOY_MIN = 10 * 1024
 # verified against the manifest) is sent: md5+sha1 of a multi-GB engine cost more CPU than the
 # upload itself on a 2-core agent, and the server computes and stores all three anyway.
 SMALL_FILE = 1 << 20
+
+
+class ProgressReader(object):
+    """A file wrapper for a streamed PUT that advances a progress bar (drawn only on a terminal)."""
+
+    def __init__(self, f, size, progress):
+        self.f, self.size, self.progress = f, size, progress
+
+    def read(self, n=-1):
+        block = self.f.read(n if n and n > 0 else CHUNK)
+        self.progress.update(len(block))
+        return block
+
+    def __len__(self):  # requests takes Content-Length from it, so the body is not chunked
+        return self.size
 
 
 class LargeBlockAdapter(HTTPAdapter):
@@ -200,8 +216,10 @@ class ArtifactoryRegistry(Registry):
                               sha1=hashlib.sha1(data).hexdigest(), sha256=sha256,
                               parameters=props, quote_parameters=True)
                 return len(data)
-            # streamed straight from disk; the server checks the body against X-Checksum-Sha256
-            target.deploy(f, sha256=sha256, parameters=props, quote_parameters=True)
+            # streamed from disk; the server checks the body against X-Checksum-Sha256
+            with Progress(target.name[:10], size) as bar:
+                target.deploy(ProgressReader(f, size, bar), sha256=sha256, parameters=props,
+                              quote_parameters=True)
         stored = target.stat()
         if (stored.sha256, stored.size) != (sha256, size):
             target.unlink(missing_ok=True)
