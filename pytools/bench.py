@@ -53,7 +53,8 @@ def run(config, wd, model, baseline=None):
                     "batch_size": batch, "iterations": spec["iterations"],
                     "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
                     "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
-                    "throughput": batch * 1000.0 / float(ms.mean())})
+                    "throughput": batch * 1000.0 / float(ms.mean()),
+                    "latencies_ms": [round(float(v), 4) for v in ms]})
         backends.append(entry)
     result = {"model": {"name": config["name"], "version": config["version"]}, "backends": backends,
               "gate_failures": []}

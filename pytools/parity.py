@@ -61,6 +61,17 @@ class ErrorStat:
     def value(self, statistic):
         return self.summary()[statistic]
 
+    def histogram(self, per_decade=10):
+        """Counts per 1/per_decade decade (upper edges), trimmed to the occupied range; for plots."""
+        factor = PER_DECADE // per_decade
+        coarse = np.concatenate([self.hist[:1], self.hist[1:].reshape(-1, factor).sum(axis=1)])
+        edges = np.concatenate([[0.0], EDGES[factor::factor]])
+        used = np.nonzero(coarse)[0]
+        if not used.size:
+            return {"upper_edges": [], "counts": []}
+        lo, hi = used[0], used[-1] + 1
+        return {"upper_edges": [float(e) for e in edges[lo:hi]], "counts": [int(c) for c in coarse[lo:hi]]}
+
 
 class OutputComparison:
     """Everything parity says about one output of one backend."""
@@ -74,6 +85,7 @@ class OutputComparison:
         self.elements = self.nan = self.inf = self.mismatches = 0
         self.dot = self.ref_sq = self.out_sq = 0.0
         self.worst = None
+        self.worst_sample = None
         self.top1 = self.topk_same = self.rows = 0
         self.shape_error = None
 
@@ -98,6 +110,8 @@ class OutputComparison:
         worst = float(diff.flat[flat]) if finite.flat[flat] else float("inf")
         if self.worst is None or worst > self.worst["abs_error"]:
             index = [int(i) for i in np.unravel_index(flat, out.shape)]
+            # Keep the worst sample itself (one row, not the batch) for the report's plots.
+            self.worst_sample = (ref[index[0]].copy(), out[index[0]].copy())
             index[0] += offset
             self.worst = {"index": index, "abs_error": worst, "reference": float(ref.flat[flat]),
                           "value": float(out.flat[flat])}
@@ -139,7 +153,8 @@ class OutputComparison:
         out = {"name": self.name, "passed": passed, "failure": failure, "tolerance": self.tol,
                "elements": self.elements, "abs_error": self.abs.summary(), "rel_error": self.rel.summary(),
                "cosine_similarity": float(self.dot / denom) if denom else (1.0 if self.dot == 0 else 0.0),
-               "nan": self.nan, "inf": self.inf, "mismatches": self.mismatches, "worst": self.worst}
+               "nan": self.nan, "inf": self.inf, "mismatches": self.mismatches, "worst": self.worst,
+               "abs_error_histogram": self.abs.histogram()}
         if self.kind == "classifier" and self.rows:
             out.update({"top1_agreement": self.top1 / self.rows, "topk": self.topk,
                         "topk_agreement": self.topk_same / self.rows})
@@ -190,7 +205,10 @@ def run(config, wd, model):
         progress.close()
         for b in active:
             b["runner"].close()
-    return _report(config, golden, backends, samples)
+    report = _report(config, golden, backends, samples)
+    report["worst_samples"] = {"%s/%s" % (b["name"], c.name): c.worst_sample for b in active
+                               for c in b["outputs"] if c.worst_sample is not None}
+    return report
 
 
 def _report(config, golden, backends, samples):

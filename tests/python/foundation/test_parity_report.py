@@ -55,6 +55,10 @@ def test_reports_written(crop_weed_done):
         assert set(ort_logits[key]) == {"max", "mean", "median", "p99"}
     assert ort_logits["top1_agreement"] == 1.0 and ort_logits["topk"] == 2
     assert ort_logits["cosine_similarity"] > 0.9999
+    hist = ort_logits["abs_error_histogram"]
+    assert sum(hist["counts"]) == ort_logits["elements"] and hist["upper_edges"] == sorted(hist["upper_edges"])
+    worst = np.load(os.path.join(reports, "parity_worst.npz"))
+    assert worst["onnxruntime/logits/reference"].shape == (2,)
     suite = ET.parse(os.path.join(reports, "parity.xml")).getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     assert set(cases) == {("parity.%s" % b, "logits") for b in
