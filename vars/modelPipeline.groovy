@@ -112,7 +112,7 @@ void call(Map given = [:]) {
                 steps {
                     modelRollout(registry + stepConfig.pytoolsOptions(cfg) + [
                         name: published.name, version: published.version, fleet: cfg.fleet,
-                        label: cfg.linuxLabel, submitter: cfg.submitter, workdir: cfg.workdir,
+                        channel: cfg.releaseChannel, label: cfg.linuxLabel, submitter: cfg.submitter, workdir: cfg.workdir,
                         approvalTimeout: cfg.approvalTimeoutHours, approvalTimeoutUnit: 'HOURS',
                         sshCredentialsId: cfg.sshCredentialsId])
                 }

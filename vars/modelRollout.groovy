@@ -6,13 +6,21 @@
 import com.cloudbees.groovy.cps.NonCPS
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurperClassic
+import groovy.transform.Field
 import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
+
+// Exit statuses of `pytools rollout` (pytools/commands/rollout.py).
+@Field final int EXIT_HALTED = 3
+@Field final int EXIT_WAITING = 4
+@Field final String RECORD_STASH = 'model-cicd-rollout-record'
 
 Map defaults() {
     return stepConfig.registryDefaults() + [
         name: null,
         version: null,
         fleet: null,
+        channel: null,
+        rolloutArgs: [],
         label: 'linux',
         submitter: 'release-managers',
         approvalTimeout: 24,
@@ -37,23 +45,60 @@ Map call(Map given = [:]) {
             Map wave = waves[i]
             String approver = approve(cfg, wave, i + 1, decisions)
             milestone(label: "rollout ${cfg.version} wave ${wave.name} approved")
-            onAgent(cfg) {
-                List words = ['rollout', cfg.name, cfg.version, '--fleet', cfg.fleet,
-                              '--wave', wave.name, '--yes', '--approver', approver]
-                pytools(stepConfig.pytoolsOptions(cfg) + [args: words])
-            }
-            decisions << [wave: wave.name, robots: wave.robots, decision: 'approved', by: approver]
+            int status = runWave(cfg, i, approver)
+            decisions << [wave: wave.name, robots: wave.robots, decision: 'approved', by: approver,
+                          exitStatus: status]
             record(cfg, decisions, null)
+            if (!checkStatus(cfg, wave, status, i == waves.size() - 1)) {
+                break
+            }
         }
     }
     return [name: cfg.name, version: cfg.version, waves: decisions]
 }
 
+/** `pytools rollout` for one wave. pytools pauses after each wave (exit 4) until resumed. */
+int runWave(Map cfg, int index, String approver) {
+    return onAgent(cfg) {
+        // The rollout record lives in the workspace; it follows the rollout from agent to agent.
+        if (index > 0) {
+            unstash(RECORD_STASH)
+        }
+        List step = index == 0 ? [] : ['--resume', '--approved-by', approver]
+        int status = pytools(stepConfig.pytoolsOptions(cfg) + [
+            args: rolloutCommand(cfg) + step + ['--approval', 'external'] + cfg.rolloutArgs,
+            returnStatus: true])
+        stash(name: RECORD_STASH, includes: "${cfg.workdir}/rollouts/**", allowEmpty: true)
+        archiveArtifacts(artifacts: "${cfg.workdir}/rollouts/*.json", allowEmptyArchive: true)
+        status
+    }
+}
+
+/** True to go on with the next wave; fails the build when pytools halted the rollout. */
+boolean checkStatus(Map cfg, Map wave, int status, boolean last) {
+    if (status == EXIT_HALTED) {
+        error("modelRollout: wave ${wave.name} of ${cfg.name} ${cfg.version} halted: too many robots " +
+              "failed (rolled back); see ${cfg.workdir}/rollouts/${cfg.name}-${cfg.version}.json")
+    }
+    boolean waiting = status == EXIT_WAITING && !last
+    if (status != 0 && !waiting) {
+        error("modelRollout: pytools rollout exited ${status} after wave ${wave.name}")
+    }
+    // 0: pytools finished, possibly early (every remaining robot already runs this version).
+    return waiting
+}
+
+/** `pytools rollout NAME VERSION --fleet F --workdir W [--channel C]`. */
+List rolloutCommand(Map cfg) {
+    List words = ['rollout', cfg.name, cfg.version, '--fleet', cfg.fleet, '--workdir', cfg.workdir]
+    return cfg.channel ? words + ['--channel', cfg.channel] : words
+}
+
 /** The waves pytools plans for this fleet, as [[name: 'canary', robots: [...]], ...]. */
 List plan(Map cfg) {
     String out = onAgent(cfg) {
-        List words = ['rollout', cfg.name, cfg.version, '--fleet', cfg.fleet, '--dry-run', '--json']
-        pytools(stepConfig.pytoolsOptions(cfg) + [args: words, returnStdout: true])
+        pytools(stepConfig.pytoolsOptions(cfg) + [
+            args: rolloutCommand(cfg) + ['--dry-run', '--json'] + cfg.rolloutArgs, returnStdout: true])
     }
     List waves = parsePlan(out)
     if (!waves) {

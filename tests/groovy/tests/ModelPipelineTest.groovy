@@ -9,7 +9,7 @@ class ModelPipelineTest extends HarnessTest {
         h.env.putAll(environment)
         h.files['work/ci/package/manifest.json'] = String.format(MANIFEST, version)
         h.onSh("'release' 'summary'", "weed-detector ${version} (trt8.5-sm72-l4t35.3.1): parity PASS\n")
-        h.onSh("'--dry-run' '--json'", PLAN)
+        h.onSh("'--dry-run' '--json'", PLAN).onSh("'--resume'", '', 0).onSh("'--approval' 'external'", '', 4)
         h.credential('artifactory', [kind: 'usernamePassword', username: 'ci-bot', password: 'pa55-w0rd'])
         return h
     }
@@ -53,12 +53,13 @@ class ModelPipelineTest extends HarnessTest {
         h.run('modelPipeline', [fleet: 'fleet/east.yaml', approvalTimeoutHours: 8])
         List<String> cmds = h.pytoolsCommands()
         assert cmds.contains("pytools 'package' 'build' 'model.yaml' '--workdir' 'work/ci'")
-        String rollout = "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/east.yaml'"
+        String rollout = "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/east.yaml' " +
+            "'--workdir' 'work/ci' '--channel' 'release'"
         assert cmds.findAll { it =~ /'(promote|rollout)'/ } == [
             "pytools 'promote' 'weed-detector' '1.4.0' '--from' 'dev' '--to' 'release'",
             "${rollout} '--dry-run' '--json'",
-            "${rollout} '--wave' 'canary' '--yes' '--approver' 'alice'",
-            "${rollout} '--wave' '100%' '--yes' '--approver' 'carol'"]*.toString()
+            "${rollout} '--approval' 'external'",
+            "${rollout} '--resume' '--approved-by' 'carol' '--approval' 'external'"]*.toString()
         assert h.callsOf('stage')*.name == ['Export', 'GPU', 'Engine', 'Parity', 'Bench', 'Publish', 'Release', 'Rollout']
         Map rolloutStage = h.callsOf('stage').find { it.name == 'Rollout' }
         assert rolloutStage.node == null                   // the rollout stage holds no agent
@@ -90,7 +91,7 @@ class ModelPipelineTest extends HarnessTest {
         h.failure { h.run('modelPipeline', [fleet: 'fleet/east.yaml']) }
         assert h.currentBuild.result == 'ABORTED'
         assert h.currentBuild.description.endsWith('halted at wave canary: aborted by alice')
-        assert !h.pytoolsCommands().any { it.contains("'--wave'") }
+        assert !h.pytoolsCommands().any { it.contains("'--approval'") }
     }
 
     void testFailedParityStopsBeforePublish() {

@@ -6,11 +6,14 @@ class RolloutTest extends HarnessTest {
         {"name": "canary", "robots": ["robot-01", "robot-02"]},
         {"name": "50%", "robots": [{"name": "robot-03"}, {"name": "robot-04"}, {"name": "robot-05"}]}]}'''
     static final Map ROLLOUT = [name: 'weed-detector', version: '1.4.0', fleet: 'fleet/field-east.yaml']
-    static final String COMMAND = "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml'"
+    static final String COMMAND =
+        "pytools 'rollout' 'weed-detector' '1.4.0' '--fleet' 'fleet/field-east.yaml' '--workdir' 'work/ci'"
+    static final String WAVE1 = "${COMMAND} '--approval' 'external'"
 
+    /** pytools pauses after the first wave (exit 4) and completes on the resume (exit 0). */
     PipelineHarness rolloutHarness() {
         PipelineHarness h = harness()
-        h.onSh("'--dry-run' '--json'", PLAN)
+        h.onSh("'--dry-run' '--json'", PLAN).onSh("'--resume'", '', 0).onSh("'--approval' 'external'", '', 4)
         return h
     }
 
@@ -20,8 +23,8 @@ class RolloutTest extends HarnessTest {
         Map result = h.run('modelRollout', ROLLOUT)
         assert h.pytoolsCommands() == [
             "${COMMAND} '--dry-run' '--json'",
-            "${COMMAND} '--wave' 'canary' '--yes' '--approver' 'alice'",
-            "${COMMAND} '--wave' '50%' '--yes' '--approver' 'carol'"]*.toString()
+            WAVE1,
+            "${COMMAND} '--resume' '--approved-by' 'carol' '--approval' 'external'"]*.toString()
         assert result.waves*.by == ['alice', 'carol']
         List<Map> inputs = h.callsOf('input')
         assert inputs*.id == ['Wave1', 'Wave2']
@@ -35,10 +38,15 @@ class RolloutTest extends HarnessTest {
         assert h.callsOf('lock').collect { [it.resource, it.inversePrecedence] } == [['fleet-field-east', true]]
         // a milestone before the lock and after each approval, before that wave's rollout runs
         List<String> order = h.calls.findAll {
-            it.step in ['milestone', 'input', 'lock'] || (it.step == 'sh' && it.script.contains("'--wave'"))
+            it.step in ['milestone', 'input', 'lock', 'unstash'] || (it.step == 'sh' && it.script.contains("'--approval'"))
         }.collect { it.step == 'sh' ? 'rollout' : it.step }
-        assert order == ['milestone', 'lock', 'input', 'milestone', 'rollout', 'input', 'milestone', 'rollout']
-        assert h.callsOf('archiveArtifacts')*.artifacts.unique() == ['work/ci/reports/rollout-approvals.json']
+        assert order == ['milestone', 'lock', 'input', 'milestone', 'rollout', 'input', 'milestone', 'unstash', 'rollout']
+        // the rollout record follows the rollout to whichever agent runs the next wave
+        assert h.callsOf('stash').collect { [it.name, it.includes] }.unique() ==
+            [['model-cicd-rollout-record', 'work/ci/rollouts/**']]
+        assert h.callsOf('unstash')*.name == ['model-cicd-rollout-record']
+        assert h.callsOf('archiveArtifacts')*.artifacts.unique() ==
+            ['work/ci/rollouts/*.json', 'work/ci/reports/rollout-approvals.json']
         assert h.files['work/ci/reports/rollout-approvals.json'].contains('"by": "carol"')
     }
 
@@ -48,7 +56,7 @@ class RolloutTest extends HarnessTest {
         h.answerInput(approveBy: 'alice').answerInput(abortBy: 'carol')
         Throwable failure = h.failure { h.run('modelRollout', ROLLOUT) }
         assert failure instanceof FlowInterruptedException && failure.result == 'ABORTED'
-        assert !h.pytoolsCommands().any { it.contains("'--wave' '50%'") }
+        assert !h.pytoolsCommands().any { it.contains("'--resume'") }
         String halt = 'rollout of weed-detector 1.4.0 halted at wave 50%: aborted by carol'
         assert h.currentBuild.description == 'weed-detector 1.4.0 (onnxruntime): parity PASS\n' + halt
         assert h.log.contains(halt)
@@ -76,8 +84,7 @@ class RolloutTest extends HarnessTest {
         assert h.callsOf('inputApproved')*.user == ['alice']
         // bob's "approval" of the second wave never counts: the wave times out instead
         assert failure instanceof FlowInterruptedException
-        assert h.pytoolsCommands().findAll { it.contains("'--wave'") } ==
-            ["${COMMAND} '--wave' 'canary' '--yes' '--approver' 'alice'".toString()]
+        assert h.pytoolsCommands().findAll { it.contains("'--approval'") } == [WAVE1.toString()]
     }
 
     void testCustomSubmitterLockAndSshCredentials() {
@@ -100,6 +107,34 @@ class RolloutTest extends HarnessTest {
         String message = failureMessage(h) { h.run('modelRollout', ROLLOUT + [sshCredentialsId: 'nope']) }
         assert message == "Could not find credentials entry with ID 'nope'"
         assert h.callsOf('input') == [] && h.pytoolsCommands() == []
+    }
+
+    void testAHaltedWaveFailsTheBuildAndStopsTheRollout() {
+        PipelineHarness h = harness()
+        h.onSh("'--dry-run' '--json'", PLAN).onSh("'--approval' 'external'", '', 3)
+        h.answerInput(approveBy: 'alice')
+        assert failureMessage(h) { h.run('modelRollout', ROLLOUT) } ==
+            'modelRollout: wave canary of weed-detector 1.4.0 halted: too many robots failed (rolled back); ' +
+            'see work/ci/rollouts/weed-detector-1.4.0.json'
+        assert h.callsOf('input').size() == 1
+        assert h.callsOf('archiveArtifacts')*.artifacts.contains('work/ci/rollouts/*.json')
+    }
+
+    void testARolloutThatFinishesEarlyAsksNoMoreApprovals() {
+        PipelineHarness h = harness()
+        h.onSh("'--dry-run' '--json'", PLAN).onSh("'--approval' 'external'", '', 0)
+        h.answerInput(approveBy: 'alice')
+        Map result = h.run('modelRollout', ROLLOUT + [channel: 'release', rolloutArgs: ['--max-failures', '10%']])
+        assert result.waves*.wave == ['canary']
+        assert h.pytoolsCommands()[1] == "${COMMAND} '--channel' 'release' '--approval' 'external' '--max-failures' '10%'"
+    }
+
+    void testAnUnexpectedExitStatusFails() {
+        PipelineHarness h = harness()
+        h.onSh("'--dry-run' '--json'", PLAN).onSh("'--approval' 'external'", '', 2)
+        h.answerInput(approveBy: 'alice')
+        assert failureMessage(h) { h.run('modelRollout', ROLLOUT) } ==
+            'modelRollout: pytools rollout exited 2 after wave canary'
     }
 
     void testAPlanWithoutWavesIsAnError() {
