@@ -151,7 +151,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self):
         self.received, self.body_read = 0, False
-        status = 500
         try:
             raw_path, _, query = self.path.partition("?")
             if not raw_path.startswith(PREFIX + "/"):
@@ -161,19 +160,21 @@ class _Handler(BaseHTTPRequestHandler):
             # faults match the path without deploy matrix parameters (;key=value)
             fault = self.app.take_fault(self.command, raw_path.split(";")[0], self._has_body())
             if fault is not None:
-                status = self._apply_fault(fault)
+                self._apply_fault(fault)
                 return
-            status = self._route(raw_path[len(PREFIX) + 1:])
+            self._route(raw_path[len(PREFIX) + 1:])
         except HttpError as exc:
-            status = exc.status
             if self._has_body() and not self.body_read:
                 self.close_connection = True  # unread body bytes must not be taken for a request
             self._send_json(exc.status, None, body=_error_body(exc.status, exc.message), headers=exc.headers)
         except (ConnectionError, socket.timeout):
-            status = 0
+            self.app.record(self.command, self.path, self.received, 0)  # 0: no response
             self.close_connection = True
-        finally:
-            self.app.record(self.command, self.path, self.received, status)
+
+    def send_response(self, code, message=None):
+        # logged before the response goes out, so a client never sees a reply the log lacks
+        self.app.record(self.command, self.path, self.received, code)
+        BaseHTTPRequestHandler.send_response(self, code, message)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _dispatch
 
@@ -203,16 +204,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _apply_fault(self, fault):
         if fault.kind == "drop":
             self._read_body(limit=fault.after_bytes, sink=None)
+            self.app.record(self.command, self.path, self.received, 0)  # 0: no response
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return 0
+            return
         self.close_connection = True  # the body (if any) is not read
         self._send_json(fault.status, None, body=_error_body(fault.status, "Internal Server Error"),
                         headers={"Connection": "close"})
-        return fault.status
 
     def _send_json(self, status, value, body=None, headers=None):
         data = body if body is not None else json.dumps(value, indent=2).encode()

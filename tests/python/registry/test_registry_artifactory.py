@@ -188,3 +188,36 @@ def test_chunked_uploads_and_refused_bodies_on_a_kept_alive_connection(artifacto
     assert deployed.json()["checksums"]["md5"] == hashlib.md5(data).hexdigest()
     stat = ArtifactoryPath(url, token="test-token").stat()
     assert (stat.size, stat.sha1) == (len(data), hashlib.sha1(data).hexdigest())
+
+
+def test_promotion_is_a_server_side_copy_or_move_with_a_metadata_record(artifactory, make_package):
+    registry = artifactory_registry(artifactory)
+    registry.publish(make_package(version="4.0.0"))
+    start = len(artifactory.log)
+    registry.promote("weed-detector", "4.0.0", "staging")
+    registry.promote("weed-detector", "4.0.0", "release", move=True)
+    calls = [(m, p.split("?")[0]) for m, p, n, s in artifactory.log[start:] if m in ("POST", "PATCH")]
+    assert ("POST", "/artifactory/api/copy/models-dev/weed-detector/4.0.0") in calls
+    assert ("POST", "/artifactory/api/move/models-staging/weed-detector/4.0.0") in calls
+    assert ("PATCH", "/artifactory/api/metadata/models-release/weed-detector/4.0.0") in calls
+    released = ArtifactoryPath(artifactory.url + "/models-release/weed-detector/4.0.0/onnxruntime/model.onnx",
+                               token="test-token")
+    assert released.properties["promotion.from"] == ["staging"]
+    assert not ArtifactoryPath(artifactory.url + "/models-staging/weed-detector/4.0.0",
+                               token="test-token").exists()
+
+
+def test_aql_sort_limit_offset_and_comparisons(artifactory):
+    root = ArtifactoryPath(artifactory.url, token="test-token")
+    for i in range(5):
+        (root / "models-dev" / "q" / ("f%d.bin" % i)).deploy(io.BytesIO(b"x" * (i + 1)),
+                                                             parameters={"n": str(i)})
+    found = root.aql("items.find", {"repo": "models-dev", "size": {"$gt": 1}, "name": {"$match": "f*.bin"}},
+                     ".include", ["name", "size"], ".sort", {"$desc": ["name"]}, ".offset(1)", ".limit(2)")
+    assert found == [{"name": "f3.bin", "size": 4}, {"name": "f2.bin", "size": 3}]
+    either = root.aql("items.find", {"$or": [{"@n": "0"}, {"@n": "4"}]})
+    assert sorted(r["name"] for r in either) == ["f0.bin", "f4.bin"]
+    folders = root.aql("items.find", {"type": "folder", "repo": "models-dev"})
+    assert [r["name"] for r in folders] == ["q"]
+    with pytest.raises(ArtifactoryException):
+        root.aql("builds.find()")
