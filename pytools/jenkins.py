@@ -123,21 +123,22 @@ class Release:
     def whoami(self):
         return self._call("who am I", self.server.get_whoami)
 
-    def job_names(self):
+    def running_jobs(self):
+        """Jobs with a build in progress (a paused pipeline counts: its ball is animated)."""
         jobs = self._call("list jobs", self.server.get_all_jobs)
-        return [j["fullname"] for j in jobs if "jobs" not in j]  # folders hold "jobs"
+        return [j["fullname"] for j in jobs
+                if "jobs" not in j and str(j.get("color", "")).endswith("_anime")]
 
     def pending(self, job=None):
         """Every input waiting in a running build of `job` (or of every job), newest first."""
         found = []
-        for name in ([job] if job else self.job_names()):
-            info = self._call("job %s" % name, self.server.get_job_info, name)
-            for build in info.get("builds", [])[:RECENT_BUILDS]:
-                number = build["number"]
-                detail = self._call("build %s #%s" % (name, number),
-                                    self.server.get_build_info, name, number)
-                if not detail.get("building"):
+        for name in ([job] if job else self.running_jobs()):
+            info = self._get_json("job %s" % name, "%sapi/json?tree=builds[number,building]{0,%d}"
+                                  % (job_path(name), RECENT_BUILDS))
+            for build in info.get("builds", []):
+                if not build.get("building"):
                     continue
+                number = build["number"]
                 actions = self._get_json("pending inputs of %s #%s" % (name, number),
                                          "%s%s/wfapi/pendingInputActions" % (job_path(name), number))
                 found.extend(describe_input(name, number, a) for a in actions)

@@ -186,10 +186,7 @@ class FakeJenkins:
                                        "crumb": self.crumb_for(user or "anonymous"),
                                        "crumbRequestField": "Jenkins-Crumb"})
         if method == "GET" and path in ("/", "/api/json"):
-            return self._send(h, 200, {"_class": "hudson.model.Hudson", "jobs": [
-                {"_class": WORKFLOW_JOB, "name": j.name, "url": self.url + j.url_path(),
-                 "color": "blue_anime" if any(b.building for b in j.builds.values()) else "blue"}
-                for j in self.jobs.values()]})
+            return self._send(h, 200, {"_class": "hudson.model.Hudson", "jobs": self._items("")})
         if method == "GET" and path == "/me/api/json":
             return self._send(h, 200, {"_class": "hudson.model.User", "id": user or "anonymous",
                                        "fullName": user or "anonymous"})
@@ -204,7 +201,7 @@ class FakeJenkins:
 
     def _job_route(self, h, method, job, rest, query, body, user):
         if method == "GET" and rest == "api/json":
-            return self._send(h, 200, self._job_json(job))
+            return self._send(h, 200, self._job_json(job, query.get("tree", [""])[0]))
         if method == "POST" and rest in ("build", "buildWithParameters"):
             params = {k: v[-1] for k, v in query.items() if k not in ("token", "delay")}
             build = self.start_build(job.name, params)
@@ -273,9 +270,38 @@ class FakeJenkins:
 
     # -- JSON shapes
 
-    def _job_json(self, job):
-        builds = [{"_class": WORKFLOW_RUN, "number": n, "url": self.url + b.url_path()}
-                  for n, b in sorted(job.builds.items(), reverse=True)]
+    def _items(self, folder):
+        """The items of a folder ("" = root): jobs, and folders holding their own items."""
+        items, folders = [], []
+        for job in self.jobs.values():
+            if not job.name.startswith(folder):
+                continue
+            rest = job.name[len(folder):].split("/")
+            if len(rest) == 1:
+                items.append({"_class": WORKFLOW_JOB, "name": rest[0],
+                              "url": self.url + job.url_path(),
+                              "color": "blue_anime" if any(b.building for b in job.builds.values())
+                              else "blue"})
+            elif rest[0] not in folders:
+                folders.append(rest[0])
+                path = folder + rest[0] + "/"
+                items.append({"_class": "com.cloudbees.hudson.plugins.folder.Folder",
+                              "name": rest[0], "url": self.url + "".join(
+                                  "job/%s/" % p for p in path.strip("/").split("/")),
+                              "jobs": self._items(path)})
+        return items
+
+    def _job_json(self, job, tree=""):
+        # `tree=builds[number,building]{0,N}` asks for the newest N builds with their state.
+        wanted = re.search(r"builds\[([^\]]*)\](?:\{0,(\d+)\})?", tree)
+        fields = wanted.group(1).split(",") if wanted else ["number", "url"]
+        limit = int(wanted.group(2)) if wanted and wanted.group(2) else None
+        builds = [{k: v for k, v in (("_class", WORKFLOW_RUN), ("number", n),
+                                     ("url", self.url + b.url_path()), ("building", b.building))
+                   if k == "_class" or k in fields}
+                  for n, b in sorted(job.builds.items(), reverse=True)][:limit]
+        if wanted:
+            return {"_class": WORKFLOW_JOB, "builds": builds}
         return {"_class": WORKFLOW_JOB, "name": job.name.split("/")[-1], "fullName": job.name,
                 "url": self.url + job.url_path(), "buildable": True, "builds": builds,
                 "firstBuild": builds[-1] if builds else None,

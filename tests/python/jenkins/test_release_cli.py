@@ -220,3 +220,27 @@ def test_summary_line_for_the_build_description(tmp_path, capsys):
 def test_summary_of_a_non_package_is_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "release", "summary", str(tmp_path))
     assert code == 3 and err.strip() == "error: %s: no manifest.json (not a package directory)" % tmp_path
+
+
+def test_unknown_job_and_job_without_builds(as_user, capsys):
+    as_user("alice")
+    code, _, err = run(capsys, "release", "pending", "--job", "nope")
+    assert code != 0 and err.strip() == "error: job nope: not found on Jenkins"
+    code, _, err = run(capsys, "release", "status", "weed-detector")
+    assert code != 0 and err.strip() == "error: job weed-detector has no builds yet"
+
+
+def test_pending_reads_only_running_jobs_with_one_request_per_job(as_user, capsys):
+    server = as_user("alice")
+    for _ in range(3):
+        server.start_build("weed-detector", {"VERSION": "1.4.0"}).result = "SUCCESS"
+    server.start_build("weed-detector", {"VERSION": "1.4.1"})
+    server.requests.clear()
+    data = run_json(capsys, "release", "pending")
+    assert [(i["job"], i["number"], i["version"]) for i in data["pending"]] == [
+        ("weed-detector", 4, "1.4.1")]
+    paths = [r[1] for r in server.requests if r[0] == "GET"]
+    assert "/job/models/job/row-follower/api/json" not in paths  # nothing runs there
+    assert paths.count("/job/weed-detector/api/json") == 1
+    assert [p for p in paths if "pendingInputActions" in p] == [
+        "/job/weed-detector/4/wfapi/pendingInputActions"]
