@@ -31,9 +31,14 @@ class Robot:
         self.model_root = hostvars.get("model_agent_root")
 
     def agent_argv(self):
-        # -I -S: the agent is stdlib-only; skip site-packages and the environment (faster start,
-        # and nothing installed on the robot can shadow a stdlib module).
-        return [self.python, "-I", "-S", self.agent_path, "--config", self.agent_config]
+        """The agent's command line. -I -S: the agent is stdlib-only, so skip site-packages and
+        the environment (nothing installed on the robot can shadow a stdlib module). It is
+        imported rather than run as a script so Python reuses its cached bytecode: compiling
+        the file on every call was a fifth of a `fleet status` query's cost."""
+        folder, name = os.path.split(self.agent_path)
+        launcher = ("import sys; sys.path.insert(0, %r); import %s as a; sys.exit(a.main())"
+                    % (folder, os.path.splitext(name)[0]))
+        return [self.python, "-I", "-S", "-c", launcher, "--config", self.agent_config]
 
     def __repr__(self):
         return "Robot(%s %s:%d)" % (self.name, self.host, self.port)

@@ -59,3 +59,19 @@ def test_ansible_lint_clean(tmp_path):
                           env=dict(os.environ, ANSIBLE_HOME=str(tmp_path)),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240)
     assert proc.returncode == 0, proc.stdout.decode()[-3000:]
+
+
+def test_install_playbook_puts_agent_and_config_on_a_robot(make_fleet, tmp_path):
+    fleet = make_fleet(1, install=False, services=False)
+    place = tmp_path / "robot-os"
+    extra = {"model_agent_path": str(place / "opt" / "robot_agent.py"),
+             "model_agent_config": str(place / "etc" / "agent.json"),
+             "robot_model_agent_settings": {"root": str(place / "var" / "models"),
+                                            "facts": {"runtimes": ["onnxruntime"]}}}
+    run = run_playbook("install", fleet.inventory, str(tmp_path), extravars=extra)
+    assert run["rc"] == 0, run
+    result = run["hosts"]["robot-001"]
+    assert result["outcome"] == "installed" and result["current"] is None
+    assert (place / "var" / "models" / "releases").is_dir()
+    status = run_playbook("status", fleet.inventory, str(tmp_path), extravars=extra)
+    assert status["hosts"]["robot-001"]["facts"] == {"runtimes": ["onnxruntime"]}

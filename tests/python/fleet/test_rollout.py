@@ -256,3 +256,57 @@ def test_rollout_package_mismatch_and_missing(packages, cli, tmp_path):
     code, _, err = cli("rollout", "demo", "1.1.0", "--fleet", str(inv), "--package",
                        str(tmp_path / "nothing"), "--workdir", str(tmp_path))
     assert code == 3 and "not a package directory" in err
+
+
+def test_prompt_refusal_halts_before_the_next_wave(make_fleet, packages, tmp_path):
+    from pytools.fleet.rollout import Options, Rollout
+    fleet = make_fleet(2)
+    asked = []
+    opts = Options(waves="canary,100%", prompt=lambda q: asked.append(q) or False)
+    rec = Rollout("demo", "1.1.0", fleet.inventory, packages.v2, str(tmp_path), opts).run()
+    assert asked == ["Roll out demo 1.1.0 to wave '100%' (1 robots)?"]
+    assert rec["state"] == "halted" and "not approved" in rec["halt_reason"]
+    assert current(fleet.robot("robot-001")) == "1.1.0"
+    assert current(fleet.robot("robot-002")) == "1.0.0"
+
+
+def test_simulated_rollout_summary_for_pytools_run(packages, tmp_path):
+    from pytools.fleet import simulated_rollout
+    summary = simulated_rollout(packages.v2, str(tmp_path), count=2, services=False)
+    assert summary["state"] == "completed" and summary["outcomes"] == {"activated": 2}
+    assert summary["bytes_sent"] == 2 * package_bytes(packages.v2)
+    assert os.path.exists(summary["record"])
+
+
+def test_fleet_simulate_command_serves_until_terminated(packages, tmp_path):
+    import signal
+    import sys
+    import time
+    base = tmp_path / "sim"
+    proc = subprocess.Popen([sys.executable, "-m", "pytools", "fleet", "simulate", "2", "--dir",
+                             str(base), "--install", packages.v1, "--no-services"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        line = proc.stdout.readline().decode()  # printed once the robots are up
+        assert "2 robots running" in line, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        status = subprocess.run([sys.executable, "-m", "pytools", "fleet", "status",
+                                 str(base / "inventory.yml")], stdout=subprocess.PIPE,
+                                timeout=60)
+        assert status.returncode == 0
+        text = status.stdout.decode()
+        assert "robot-001" in text and "robot-002" in text and "1.0.0" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if str(base).encode() in f.read():
+                    left.append(pid)
+        except OSError:
+            pass
+    assert left == [], "the fleet left processes running"
