@@ -164,7 +164,7 @@ class ArtifactoryRegistry(Registry):
                                           "name": MANIFEST}, ".include", ["repo", "path"]])
         return sorted({item["path"].split("/")[0] for item in found})
 
-    def _store(self, package_dir, manifest, channel, props, replace):
+    def _store(self, package_dir, manifest, channel, props, replace, verification):
         repo = self._check_repo(channel)
         name, version, platform = manifest["name"], manifest["version"], manifest["platform"]
         folder = self._path(repo, name, version, platform)
@@ -176,6 +176,7 @@ class ArtifactoryRegistry(Registry):
             for item in manifest["files"]:
                 sent += self._deploy_file(folder / item["path"], os.path.join(package_dir, item["path"]),
                                           item["size"], item["sha256"], props)
+            verification.wait()  # hashing overlapped the uploads; nothing is visible yet
             build = self._record_build(manifest, channel, props)
             extra = [SIGNATURE] if os.path.exists(os.path.join(package_dir, SIGNATURE)) else []
             for rel in extra + [MANIFEST]:  # the manifest last: it makes the version visible

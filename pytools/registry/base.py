@@ -12,10 +12,12 @@ import json
 import os
 import re
 import shutil
+import threading
 
 from pytools import semver
 from pytools.errors import CheckError, ConfigError, PytoolsError
-from pytools.package import MANIFEST, SIGNATURE, utc_now, verify_package
+from pytools.package import (MANIFEST, SIGNATURE, check_relative_path, read_manifest, utc_now,
+                             verify_package)
 
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9._-]*$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -27,6 +29,37 @@ COMPUTED_ALIASES = ("latest",)
 
 class RegistryError(PytoolsError):
     """The registry refused or failed an operation (the message says which and why)."""
+
+
+def check_paths(package_dir, manifest):
+    """Refuse manifest paths that are not plain relative names or lead out of the package."""
+    root = os.path.realpath(package_dir)
+    for entry in manifest["files"]:
+        rel = check_relative_path(entry.get("path") if isinstance(entry, dict) else entry)
+        if not os.path.realpath(os.path.join(root, rel)).startswith(root + os.sep):
+            raise CheckError("package file %s leads outside the package (symlink)" % rel)
+
+
+class Verification(object):
+    """verify_package in a helper thread, so hashing a multi-GB package overlaps its upload."""
+
+    def __init__(self, package_dir, manifest):
+        self.manifest, self.error = manifest, None
+        self.thread = threading.Thread(target=self._run, args=(package_dir,), daemon=True)
+        self.thread.start()
+
+    def _run(self, package_dir):
+        try:
+            if verify_package(package_dir) != self.manifest:
+                raise CheckError("%s: the manifest changed while it was being published" % package_dir)
+        except Exception as exc:  # handed to the publishing thread by wait()
+            self.error = exc
+
+    def wait(self):
+        """Block until verification is done; raise its failure."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def current_user(environ=None):
@@ -90,8 +123,9 @@ class Registry(object):
         """Complete packages of `name`: dicts {name, version, channel, platform, props}."""
         raise NotImplementedError
 
-    def _store(self, package_dir, manifest, channel, props, replace):
-        """Store a verified package, manifest last; return {location, bytes_sent, ...}."""
+    def _store(self, package_dir, manifest, channel, props, replace, verification):
+        """Store a package, manifest last and only after `verification.wait()` passed;
+        return {location, url, bytes_sent, ...}."""
         raise NotImplementedError
 
     def _read_file(self, entry, rel, dest_path):
@@ -128,9 +162,24 @@ class Registry(object):
         return channel
 
     def publish(self, package_dir, channel=None):
-        """Verify and publish a package directory; return what was published and where."""
+        """Verify and publish a package directory; return what was published and where.
+
+        Verification (every file hashed against the manifest) runs in a helper thread while the
+        backend stores the files; the backend waits for it before the manifest, so an invalid
+        package never becomes visible. Paths are checked up front, so nothing outside the package
+        directory is ever read.
+        """
         channel = self._channel(channel)
-        manifest = verify_package(package_dir)
+        manifest = read_manifest(package_dir)
+        check_paths(package_dir, manifest)
+        verification = Verification(package_dir, manifest)
+        try:
+            return self._publish(package_dir, manifest, channel, verification)
+        except Exception:
+            verification.wait()  # a bad package explains any later failure best: raise that
+            raise
+
+    def _publish(self, package_dir, manifest, channel, verification):
         name, version = manifest["name"], manifest["version"]
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise CheckError("package name %r is not a valid model name" % (name,))
@@ -149,7 +198,7 @@ class Registry(object):
             if any(e["channel"] != channel for e in existing):
                 raise RegistryError("%s %s (%s) already exists in channel %s; delete it first"
                                     % (name, version, platform, existing[0]["channel"]))
-            stored = self._store(package_dir, manifest, channel, props, replace=bool(existing))
+            stored = self._store(package_dir, manifest, channel, props, bool(existing), verification)
         result = {"name": name, "version": version, "platform": platform, "channel": channel,
                   "backend": self.kind, "replaced": bool(existing),
                   "files": len(manifest["files"]) + 1}

@@ -75,7 +75,8 @@ class LocalRegistry(Registry):
     def _staging_dir(self):
         return tempfile.mkdtemp(prefix="stage-", dir=os.path.join(self.root, ".tmp"))
 
-    def _store(self, package_dir, manifest, channel, props, replace):
+    def _store(self, package_dir, manifest, channel, props, replace, verification):
+        verification.wait()  # a local copy is disk-bound: verify first, copy once
         stage = self._staging_dir()
         sent = reused = 0
         try:

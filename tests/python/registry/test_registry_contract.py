@@ -180,3 +180,14 @@ def test_a_signature_travels_with_the_package(registry, tmp_path):
     out = str(tmp_path / "out")
     registry.fetch("weed-detector", "3.1.0", out)
     assert verify_package(out, public_key_path=str(tmp_path / "key.pub"))["version"] == "3.1.0"
+
+
+def test_paths_leading_out_of_the_package_are_refused_before_anything_is_read(registry, make_package, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not for the registry")
+    pkg = make_package(version="1.9.0", files={"model.onnx": b"x"})
+    os.unlink(os.path.join(pkg, "model.onnx"))
+    os.symlink(str(secret), os.path.join(pkg, "model.onnx"))
+    with pytest.raises(CheckError, match="outside the package"):
+        registry.publish(pkg)
+    assert registry.versions("weed-detector") == []
