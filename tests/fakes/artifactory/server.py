@@ -212,8 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         self.close_connection = True  # the body (if any) is not read
-        self._send_json(fault.status, None, body=_error_body(fault.status, "Internal Server Error"),
-                        headers={"Connection": "close"})
+        self._send_json(fault.status, None, body=_error_body(fault.status, "Internal Server Error"))
 
     def _send_json(self, status, value, body=None, headers=None):
         data = body if body is not None else json.dumps(value, indent=2).encode()
@@ -227,13 +226,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        return status
 
     def _send_empty(self, status):
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        return status
 
     def _read_body(self, limit=None, sink=None):
         """Stream the request body (Content-Length or chunked) to `sink` in bounded chunks."""
@@ -302,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"OK")
-                return 200
+                return
             raise HttpError(404, "Not Found")
         path, _, matrix = rest.partition(";")
         path = urllib.parse.unquote(path)
@@ -399,7 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(listing)
-            return 200
+            return
         size = node["size"]
         start, end, status = 0, size - 1, 200
         rng = self.headers.get("Range")
@@ -423,7 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Artifactory-Filename", os.path.basename(target))
         self.end_headers()
         if self.command == "HEAD":
-            return status
+            return
         with open(self.app.store.blob_path(node["sha256"]), "rb") as f:
             f.seek(start)
             remaining = end - start + 1
@@ -433,7 +430,6 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 self.wfile.write(block)
                 remaining -= len(block)
-        return status
 
     def _delete(self, path):
         target = self._repo_path(path)
