@@ -7,12 +7,9 @@
 import com.cloudbees.groovy.cps.NonCPS
 
 Map defaults() {
-    return stepConfig.registryDefaults() + [
+    return stepConfig.pytoolsDefaults() + stepConfig.registryDefaults() + [
         config: 'model.yaml',
         workdir: 'work/ci',
-        requirements: 'requirements.txt',
-        python: 'python3',
-        cacheRoot: null,
         linuxLabel: 'linux',
         engineLabel: 'jetson',
         releaseBranch: 'main',
@@ -32,7 +29,11 @@ void call(Map given = [:]) {
     Map stageCfg = [config: cfg.config, workdir: cfg.workdir] + stepConfig.pytoolsOptions(cfg)
     Map registry = [registryCredentialsId: cfg.registryCredentialsId,
                     registryCredentialsType: cfg.registryCredentialsType]
+    Map engineCfg = stageCfg + [label: cfg.engineLabel]
+    Map benchCfg = stageCfg + [baseline: cfg.baseline]
     Map published = [:]
+    // Steps whose arguments are computed at run time sit in `script` blocks (declarative only
+    // takes plain step calls in `steps`).
 
     pipeline {
         agent none
@@ -56,7 +57,7 @@ void call(Map given = [:]) {
                     stage('Engine') {
                         steps {
                             unstash('model-cicd-export')
-                            modelEngine(stageCfg + [label: cfg.engineLabel])
+                            modelEngine(engineCfg)
                         }
                     }
                     stage('Parity') {
@@ -66,7 +67,7 @@ void call(Map given = [:]) {
                     }
                     stage('Bench') {
                         steps {
-                            modelBench(stageCfg + [baseline: cfg.baseline])
+                            modelBench(benchCfg)
                         }
                     }
                     stage('Publish') {
@@ -93,9 +94,11 @@ void call(Map given = [:]) {
                 }
                 agent { label cfg.linuxLabel }
                 steps {
-                    modelPromote(registry + stepConfig.pytoolsOptions(cfg) + [
-                        name: published.name, version: published.version, from: 'dev',
-                        to: cfg.releaseChannel])
+                    script {
+                        modelPromote(registry + stepConfig.pytoolsOptions(cfg) + [
+                            name: published.name, version: published.version, from: 'dev',
+                            to: cfg.releaseChannel])
+                    }
                 }
             }
             stage('Rollout') {
@@ -110,11 +113,13 @@ void call(Map given = [:]) {
                 }
                 // No agent here: modelRollout takes one only to run pytools, never while waiting.
                 steps {
-                    modelRollout(registry + stepConfig.pytoolsOptions(cfg) + [
-                        name: published.name, version: published.version, fleet: cfg.fleet,
-                        channel: cfg.releaseChannel, label: cfg.linuxLabel, submitter: cfg.submitter, workdir: cfg.workdir,
-                        approvalTimeout: cfg.approvalTimeoutHours, approvalTimeoutUnit: 'HOURS',
-                        sshCredentialsId: cfg.sshCredentialsId])
+                    script {
+                        modelRollout(registry + stepConfig.pytoolsOptions(cfg) + [
+                            name: published.name, version: published.version, fleet: cfg.fleet,
+                            channel: cfg.releaseChannel, label: cfg.linuxLabel, submitter: cfg.submitter,
+                            workdir: cfg.workdir, approvalTimeout: cfg.approvalTimeoutHours,
+                            approvalTimeoutUnit: 'HOURS', sshCredentialsId: cfg.sshCredentialsId])
+                    }
                 }
             }
         }

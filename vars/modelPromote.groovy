@@ -2,14 +2,11 @@
 // rebuilding it. See modelPromote.txt.
 
 Map defaults() {
-    return stepConfig.registryDefaults() + [
+    return stepConfig.pytoolsDefaults() + stepConfig.registryDefaults() + [
         name: null,
         version: null,
         from: 'dev',
         to: 'release',
-        requirements: 'requirements.txt',
-        python: 'python3',
-        cacheRoot: null,
     ]
 }
 

@@ -15,7 +15,7 @@ import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
 @Field final String RECORD_STASH = 'model-cicd-rollout-record'
 
 Map defaults() {
-    return stepConfig.registryDefaults() + [
+    return stepConfig.pytoolsDefaults() + stepConfig.registryDefaults() + [
         name: null,
         version: null,
         fleet: null,
@@ -28,9 +28,6 @@ Map defaults() {
         lockResource: null,
         sshCredentialsId: null,
         workdir: 'work/ci',
-        requirements: 'requirements.txt',
-        python: 'python3',
-        cacheRoot: null,
     ]
 }
 

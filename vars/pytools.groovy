@@ -2,12 +2,9 @@
 // See pytools.txt.
 
 Map defaults() {
-    return [
+    return stepConfig.pytoolsDefaults() + [
         args: null,
         rawArgs: null,
-        requirements: 'requirements.txt',
-        python: 'python3',
-        cacheRoot: null,
         returnStdout: false,
         returnStatus: false,
     ]

@@ -2,16 +2,14 @@
 // The steps stay thin: every decision about models lives in `pytools`.
 import com.cloudbees.groovy.cps.NonCPS
 
+/** The keys of every step that runs pytools: where its virtualenv comes from. */
+Map pytoolsDefaults() {
+    return [requirements: 'requirements.txt', python: 'python3', cacheRoot: null]
+}
+
 /** The keys every pytools stage step accepts, with their defaults (see stepConfig.txt). */
 Map stageDefaults() {
-    return [
-        config: 'model.yaml',
-        workdir: 'work/ci',
-        force: false,
-        requirements: 'requirements.txt',
-        python: 'python3',
-        cacheRoot: null,
-    ]
+    return pytoolsDefaults() + [config: 'model.yaml', workdir: 'work/ci', force: false]
 }
 
 /** `given` merged over `defaults`; a key the step does not document is an error naming it. */

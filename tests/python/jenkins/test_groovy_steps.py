@@ -1,6 +1,7 @@
 """Run the Groovy step tests (Groovy 2.4, the version inside Jenkins) and npm-groovy-lint from pytest,
 so the project's single test command covers the Jenkins library too."""
 import os
+import re
 import shutil
 import subprocess
 
@@ -42,5 +43,6 @@ def test_groovy_lint_is_clean():
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     assert proc.returncode == 0, proc.stdout[-6000:]
-    counted = [line for line in proc.stdout.splitlines() if "linted files" in line]
-    assert counted and int(counted[0].split(" results in ")[1].split()[0]) >= 29, proc.stdout[-3000:]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
+    counted = re.search(r"results in (\d+) linted files", plain)
+    assert counted and int(counted.group(1)) >= 29, plain[-3000:]
