@@ -16,10 +16,11 @@ def main():
     parser.add_argument("--root", default=None, help="storage directory (default: a temporary one)")
     parser.add_argument("--repo", action="append", default=None,
                         help="repository key (repeatable; default models-dev/-staging/-release)")
+    parser.add_argument("--anonymous-read", action="store_true", help="allow GET/HEAD without credentials")
     args = parser.parse_args()
     root = args.root or tempfile.mkdtemp(prefix="fake-artifactory-")
     repos = args.repo or ("models-dev", "models-staging", "models-release")
-    server = ArtifactoryServer(root, repos=repos, port=args.port).start()
+    server = ArtifactoryServer(root, repos=repos, port=args.port, anonymous_read=args.anonymous_read).start()
     print("Artifactory-compatible server at %s (storage %s)" % (server.url, root), flush=True)
     try:
         while True:

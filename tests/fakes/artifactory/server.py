@@ -17,7 +17,7 @@ JSON error bodies (`{"errors": [{"status": N, "message": "..."}]}`):
     GET    /artifactory/api/repositories, /api/system/ping
 
 Authentication: basic (user/password), `Authorization: Bearer <token>` and `X-JFrog-Art-Api`;
-anonymous access is off. Faults can be injected: answer a status (e.g. 500), drop the
+anonymous access is off unless `anonymous_read=True` (then GET/HEAD need no credentials). Faults can be injected: answer a status (e.g. 500), drop the
 connection after N body bytes, corrupt a stored byte.
 """
 import base64
@@ -60,11 +60,12 @@ class ArtifactoryServer(object):
     """Start with `with ArtifactoryServer(tmpdir) as server:`; `server.url` is the base URL."""
 
     def __init__(self, root, repos=("models-dev", "models-staging", "models-release"),
-                 users=None, tokens=None, api_keys=None, host="127.0.0.1", port=0):
+                 users=None, tokens=None, api_keys=None, host="127.0.0.1", port=0, anonymous_read=False):
         self.store = Store(root, repos)
         self.users = dict(users or {"admin": "password"})
         self.tokens = dict(tokens or {"test-token": "admin"})
         self.api_keys = dict(api_keys or {"test-api-key": "admin"})
+        self.anonymous_read = anonymous_read  # like Artifactory's "Allow Anonymous Access" for reads
         self.faults = []
         self.log = []  # (method, path, body bytes received, status)
         self._lock = threading.Lock()
@@ -194,6 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, UnicodeDecodeError):
                 name, password = None, None
             user = name if name in self.app.users and self.app.users[name] == password else None
+        elif self.app.anonymous_read and self.command in ("GET", "HEAD"):
+            return "anonymous"
         else:
             raise HttpError(401, "Authentication is required",
                             {"WWW-Authenticate": 'Basic realm="Artifactory Realm"'})

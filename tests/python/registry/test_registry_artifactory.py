@@ -221,3 +221,12 @@ def test_aql_sort_limit_offset_and_comparisons(artifactory):
     assert [r["name"] for r in folders] == ["q"]
     with pytest.raises(ArtifactoryException):
         root.aql("builds.find()")
+
+
+def test_anonymous_reads_when_allowed(tmp_path):
+    from tests.fakes.artifactory import ArtifactoryServer
+    with ArtifactoryServer(str(tmp_path / "anon"), anonymous_read=True) as server:
+        ArtifactoryPath(server.url + "/models-dev/a.bin", token="test-token").deploy(io.BytesIO(b"abc"))
+        assert requests.get(server.url + "/models-dev/a.bin", timeout=10).content == b"abc"
+        refused = requests.put(server.url + "/models-dev/b.bin", data=b"x", timeout=10)
+        assert refused.status_code == 401
