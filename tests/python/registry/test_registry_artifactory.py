@@ -9,6 +9,7 @@ from artifactory import ArtifactoryPath
 from dohq_artifactory.exception import ArtifactoryException
 
 from registry_helpers import artifactory_registry
+from tests.fakes.artifactory import ArtifactoryServer
 from pytools.errors import ConfigError
 from pytools.registry import RegistryError
 
@@ -224,7 +225,6 @@ def test_aql_sort_limit_offset_and_comparisons(artifactory):
 
 
 def test_anonymous_reads_when_allowed(tmp_path):
-    from tests.fakes.artifactory import ArtifactoryServer
     with ArtifactoryServer(str(tmp_path / "anon"), anonymous_read=True) as server:
         ArtifactoryPath(server.url + "/models-dev/a.bin", token="test-token").deploy(io.BytesIO(b"abc"))
         assert requests.get(server.url + "/models-dev/a.bin", timeout=10).content == b"abc"
