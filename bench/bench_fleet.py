@@ -174,6 +174,9 @@ def main():
         args.size_mb, args.robots, args.status_robots = 20, 5, 20
     if os.geteuid() != 0:
         raise SystemExit("bench_fleet needs root (sshd, network namespaces)")
+    # Robots and controller share this machine's cores: other work running at the same time
+    # slows the simulated robots too, so the load is printed with the numbers.
+    print("load average before: %.1f %.1f %.1f on %d cores" % (os.getloadavg() + (os.cpu_count(),)))
     tmp = tempfile.mkdtemp(prefix="bench-fleet-")
     try:
         bench_throughput(tmp, args.size_mb, args.robots)
@@ -182,6 +185,7 @@ def main():
         bench_status(tmp, args.status_robots)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print("load average after: %.1f %.1f %.1f" % os.getloadavg())
     return 0 if all(RESULTS) else 1
 
 

@@ -15,16 +15,14 @@ Every command prints one JSON object on stdout; exit status 0 means "ok", 1 a re
 failure (the JSON says why), 2 a usage error. The controller (SSH, Ansible or an operator)
 never edits the root itself: it copies files into incoming/ and calls this agent.
 """
+# Modules only some commands need are imported inside them: every `status` query pays for
+# whatever is imported here, on every robot.
 import argparse
-import base64
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
-import shutil
-import socket
 import sys
 import time
 
@@ -233,7 +231,7 @@ class Agent(object):
                 "releases": releases, "incoming": staging, "busy": self.busy(),
                 "lease": self.read_lease(), "health": health,
                 "last_deployment": state.get("last_deployment"), "facts": self.cfg.get("facts"),
-                "free_bytes": disk_free(self.root), "hostname": socket.gethostname()}
+                "free_bytes": disk_free(self.root), "hostname": os.uname()[1]}
 
     def cmd_preflight(self, args):
         manifest = load_json_arg(args.manifest)
@@ -347,6 +345,7 @@ class Agent(object):
         if not os.path.isfile(sig_path):
             raise Refused("refused", "package is not signed (no %s)" % SIGNATURE)
         with open(sig_path, "rb") as f:
+            import base64
             try:
                 raw = base64.b64decode(f.read().strip())
             except (ValueError, TypeError):
@@ -422,6 +421,7 @@ class Agent(object):
                 "health": health}
 
     def cmd_gc(self, args):
+        import shutil
         removed = []
         with self.locked():
             if self.read_lease():
@@ -508,7 +508,7 @@ class Agent(object):
                 except ValueError:
                     body = {}
                 return False, "health probe HTTP %s: %s" % (exc.code, body.get("error")), body
-            except (URLError, socket.error, ValueError) as exc:
+            except (URLError, OSError, ValueError) as exc:
                 return False, "health probe failed: %s" % exc, None
             if not body.get("ok"):
                 return False, "service unhealthy: %s" % body.get("error"), body
@@ -566,7 +566,7 @@ def http_get(url, timeout):
         return urlopen(url, timeout=timeout).read()
     except HTTPError:
         raise
-    except (URLError, socket.error) as exc:
+    except (URLError, OSError) as exc:
         raise Refused("failed", "download of %s failed: %s" % (url, exc))
 
 
@@ -597,7 +597,7 @@ def fetch_resumable(url, path, size, timeout):
                 got += len(block)
     except HTTPError as exc:
         raise Refused("failed", "download of %s failed: HTTP %s" % (url, exc.code))
-    except (URLError, socket.error) as exc:
+    except (URLError, OSError) as exc:
         raise Refused("failed", "download of %s interrupted after %d bytes (kept for resume): %s"
                       % (url, got, exc), downloaded_bytes=got)
     return got
@@ -624,6 +624,7 @@ def major_minor(v):
 
 
 def sha256_file(path):
+    import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
