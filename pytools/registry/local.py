@@ -33,8 +33,12 @@ class LocalRegistry(Registry):
     def __init__(self, settings):
         super(LocalRegistry, self).__init__(settings)
         self.root = os.path.abspath(settings["path"])
-        for sub in (".blobs", ".locks", ".tmp"):
-            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+
+    def _internal(self, sub):
+        """An internal directory, created on first write (reading never creates the registry)."""
+        path = os.path.join(self.root, sub)
+        os.makedirs(path, exist_ok=True)
+        return path
 
     def location(self, name, version, channel, platform=None):
         parts = [self.root, channel, name, version] + ([platform] if platform else [])
@@ -42,7 +46,7 @@ class LocalRegistry(Registry):
 
     @contextlib.contextmanager
     def _lock(self, name):
-        with open(os.path.join(self.root, ".locks", name + ".lock"), "a") as f:
+        with open(os.path.join(self._internal(".locks"), name + ".lock"), "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -73,7 +77,7 @@ class LocalRegistry(Registry):
         return out
 
     def _staging_dir(self):
-        return tempfile.mkdtemp(prefix="stage-", dir=os.path.join(self.root, ".tmp"))
+        return tempfile.mkdtemp(prefix="stage-", dir=self._internal(".tmp"))
 
     def _store(self, package_dir, manifest, channel, props, replace, verification):
         verification.wait()  # a local copy is disk-bound: verify first, copy once
@@ -104,7 +108,7 @@ class LocalRegistry(Registry):
         atomic_write_json(_props_path(version_dir, os.path.basename(final)), props)
         trash = None
         if replace and os.path.exists(final):
-            trash = os.path.join(self.root, ".tmp", "trash-" + uuid.uuid4().hex)
+            trash = os.path.join(self._internal(".tmp"), "trash-" + uuid.uuid4().hex)
             os.rename(final, trash)
         try:
             os.rename(stage, final)
@@ -126,7 +130,7 @@ class LocalRegistry(Registry):
 
     def _add_blob(self, source, item, target):
         """Copy a file into the content store, checking its bytes on the way in."""
-        blob = os.path.join(self.root, ".blobs", item["sha256"])
+        blob = os.path.join(self._internal(".blobs"), item["sha256"])
         tmp = "%s.tmp-%s" % (blob, uuid.uuid4().hex)
         h = hashlib.sha256()
         try:
@@ -171,7 +175,7 @@ class LocalRegistry(Registry):
             self._remove(name, version, src)
 
     def _remove(self, name, version, channel):
-        trash = os.path.join(self.root, ".tmp", "trash-" + uuid.uuid4().hex)
+        trash = os.path.join(self._internal(".tmp"), "trash-" + uuid.uuid4().hex)
         os.rename(self.location(name, version, channel), trash)
         shutil.rmtree(trash, ignore_errors=True)
 

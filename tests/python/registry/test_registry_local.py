@@ -59,4 +59,4 @@ def test_a_failed_publish_leaves_nothing_visible(make_package, tmp_path):
     with pytest.raises(Exception, match="missing"):
         registry.publish(pkg)
     assert registry.versions("weed-detector") == []
-    assert not os.listdir(str(tmp_path / "reg" / ".tmp"))
+    assert not os.path.exists(str(tmp_path / "reg" / "dev"))
