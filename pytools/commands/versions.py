@@ -1,6 +1,7 @@
 """`pytools versions [NAME]`: list a model's versions in SemVer order (or the models)."""
 from pytools.commands import leaf
 from pytools.console import table
+from pytools.errors import ConfigError
 from pytools.registry.cli import add_registry_options, registry_from_args
 
 
@@ -8,11 +9,19 @@ def register(subparsers):
     p = leaf(subparsers, "versions", handle, "list versions of a model (semver order) or all models")
     p.add_argument("name", metavar="NAME", nargs="?", help="model name (omit to list models)")
     p.add_argument("--channel", help="only versions in this channel")
+    p.add_argument("--delete", metavar="VERSION",
+                   help="delete a pre-release (e.g. a merged merge request's build); releases are immutable")
     add_registry_options(p)
 
 
 def handle(args):
     registry = registry_from_args(args)
+    if args.delete:
+        if not args.name:
+            raise ConfigError("--delete needs the model NAME")
+        result = registry.delete(args.name, args.delete, channel=args.channel)
+        return result, "deleted %s %s from %s" % (result["name"], result["version"],
+                                                  ", ".join(result["deleted_from"]))
     if not args.name:
         models = registry.models()
         return {"models": models}, "\n".join(models) or "(no models)"

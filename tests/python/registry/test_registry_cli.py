@@ -65,6 +65,10 @@ def test_errors_are_one_line_and_nonzero(run, make_package):
     assert r.code == 1 and "immutable" in r.error_line and len(r.err.strip().splitlines()) == 1
     assert "satisfies" in run("fetch", "weed-detector", "^9").error_line
     assert "no alias 'canary'" in run("fetch", "weed-detector", "canary").error_line
+    assert "cannot be deleted" in run("versions", "weed-detector", "--delete", "1.5.0").error_line
+    assert run("publish", make_package(version="1.6.0-mr.2")).code == 0
+    assert run("versions", "weed-detector", "--delete", "1.6.0-mr.2").out.strip() == \
+        "deleted weed-detector 1.6.0-mr.2 from dev"
     assert "unknown channel" in run("publish", pkg, "--channel", "prod").error_line
 
 
