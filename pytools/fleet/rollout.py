@@ -10,6 +10,7 @@ Everything is written to a rollout record (JSON, replaced atomically after every
 `<workdir>/rollouts/`, which is also what `--resume` continues from.
 """
 import fcntl
+import getpass
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from pytools.console import Progress
 from pytools.errors import CheckError, PytoolsError
 from pytools.fleet.inventory import load_inventory
 from pytools.fleet.transport import SSHTransport
@@ -184,7 +186,7 @@ class Rollout:
         elif opts.approval == "prompt" and opts.prompt is not None:
             answer = opts.prompt(question)  # None: nobody at a terminal, so wait externally
             if answer:
-                who = opts.approver or os.environ.get("USER") or "operator"
+                who = opts.approver or getpass.getuser()
             elif answer is not None:
                 self.record.update(state="halted", halt_reason="wave %r not approved"
                                    % wave["name"])
@@ -227,8 +229,17 @@ class Rollout:
                 self.set_robot(robot.name, outcome="skipped",
                                error="wave halted at preflight")
             return failures
-        with ThreadPoolExecutor(self.opts.concurrency) as pool:
-            outcomes = list(pool.map(lambda rr: self.deploy_one(rr[0], rr[1], owner), ready))
+        wave_bytes = sum(int(rr[1].get("needed_bytes") or 0) for rr in ready)
+        with Progress("wave %d" % index, wave_bytes) as progress, \
+                ThreadPoolExecutor(self.opts.concurrency) as pool:
+            progress_lock = threading.Lock()
+
+            def on_bytes(n):
+                with progress_lock:
+                    progress.update(n)
+
+            outcomes = list(pool.map(lambda rr: self.deploy_one(rr[0], rr[1], owner, on_bytes),
+                                     ready))
         return failures + sum(1 for o in outcomes if o in FAILED)
 
     def run_wave_with_playbook(self, index, names):
@@ -251,7 +262,7 @@ class Rollout:
             self.timing(name, "wave", started)
         return failures
 
-    def deploy_one(self, robot, pre, owner):
+    def deploy_one(self, robot, pre, owner, on_bytes=None):
         t = self.opts.transport
         version = self.version
         try:
@@ -261,7 +272,7 @@ class Rollout:
             self.set_robot(robot.name, outcome="transferring")
             started = time.monotonic()
             res, sent, attempts = t.deliver(robot, self.package_dir, self.manifest, owner,
-                                            pre.get("incoming"))
+                                            pre.get("incoming"), on_bytes)
             self.set_robot(robot.name, bytes_sent=(self.robot_entry(robot.name)["bytes_sent"] or 0)
                            + sent, attempts=attempts)
             self.timing(robot.name, "transfer", started)
