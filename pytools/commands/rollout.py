@@ -61,20 +61,18 @@ def register(subparsers):
     p.add_argument("--transport", choices=["ssh", "ansible"], default="ssh",
                    help="ssh: paramiko + SFTP with resume (default); ansible: the "
                    "ansible/playbooks/deploy.yml play per wave, through ansible-runner")
-    p.add_argument("--force", action="store_true", help="re-fetch the package from the registry")
+    p.add_argument("--force", action="store_true",
+                   help="fetch the package from the registry again even if already fetched")
 
 
 def fetch_from_registry(args, workdir):
-    try:
-        from pytools.registry import open_registry
-        from pytools.registry.settings import effective_settings
-    except ImportError:
-        raise ConfigError("no registry support here: give --package DIR")
+    """The package from the registry the environment names ($PYTOOLS_REGISTRY, Artifactory
+    settings; docs/registry.md), verified, into <workdir>/packages/NAME-VERSION."""
+    from pytools.registry import open_registry
     dest = os.path.join(workdir, "packages", "%s-%s" % (args.name, args.version))
     if os.path.isdir(dest) and not args.force:
         return dest
-    open_registry(effective_settings()).fetch(args.name, args.version, dest,
-                                              channel=args.channel, replace=True)
+    open_registry().fetch(args.name, args.version, dest, channel=args.channel, replace=True)
     return dest
 
 

@@ -310,3 +310,21 @@ def test_fleet_simulate_command_serves_until_terminated(packages, tmp_path):
         except OSError:
             pass
     assert left == [], "the fleet left processes running"
+
+
+def test_rollout_fetches_the_package_from_the_registry(make_fleet, packages, cli, tmp_path,
+                                                       monkeypatch):
+    from pytools.registry import open_registry
+    monkeypatch.setenv("PYTOOLS_REGISTRY", str(tmp_path / "registry"))
+    for var in ("PYTOOLS_REGISTRY_BACKEND", "ARTIFACTORY_URL"):
+        monkeypatch.delenv(var, raising=False)
+    open_registry().publish(packages.v2)
+    fleet = make_fleet(1)
+    code, rec, err = cli("rollout", "demo", "1.1.0", "--fleet", fleet.inventory, "--workdir",
+                         str(tmp_path / "w"), "--yes")
+    assert code == 0, err
+    assert rec["package"] == str(tmp_path / "w" / "packages" / "demo-1.1.0")
+    assert current(fleet.robot("robot-001")) == "1.1.0"
+    code, _, err = cli("rollout", "demo", "7.0.0", "--fleet", fleet.inventory, "--workdir",
+                       str(tmp_path / "w"), "--yes")
+    assert code != 0 and "7.0.0" in err and "Traceback" not in err
