@@ -90,3 +90,17 @@ def test_thresholds():
     for bad in ("-1", "x", "120%"):
         with pytest.raises(ConfigError):
             parse_threshold(bad)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["fleet", "simulate", "0"], "a simulated fleet has 1..250 robots"),
+    (["fleet", "simulate", "61", "--netns"], "1..60 robots"),
+    (["fleet", "status", "/nonexistent/inventory.yml"], "cannot read fleet inventory"),
+    (["fleet", "status", "inv.yml", "--concurrency", "0"], "--concurrency must be >= 1"),
+])
+def test_fleet_command_bad_input(cli, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(*args, "--dir", str(tmp_path / "fleet")) if args[1] == "simulate" \
+        else cli(*args)
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "fleet").exists()
