@@ -73,12 +73,7 @@ void call(Map given = [:]) {
                     stage('Publish') {
                         steps {
                             script {
-                                published.putAll(modelPublish(stageCfg + registry + [
-                                    prerelease: prereleaseTag(cfg), channel: 'dev',
-                                    signKeyCredentialsId: cfg.signKeyCredentialsId]))
-                                currentBuild.description = pytools(stepConfig.pytoolsOptions(cfg) + [
-                                    args: ['release', 'summary', published.packageDir],
-                                    returnStdout: true]).trim()
+                                published.putAll(publish(cfg, stageCfg + registry))
                             }
                         }
                     }
@@ -124,6 +119,15 @@ void call(Map given = [:]) {
             }
         }
     }
+}
+
+/** Publish to `dev` and show the package's one-line summary as the build description. */
+Map publish(Map cfg, Map publishCfg) {
+    Map published = modelPublish(publishCfg + [prerelease: prereleaseTag(cfg), channel: 'dev',
+                                               signKeyCredentialsId: cfg.signKeyCredentialsId])
+    currentBuild.description = pytools(stepConfig.pytoolsOptions(cfg) + [
+        args: ['release', 'summary', published.packageDir], returnStdout: true]).trim()
+    return published
 }
 
 /** `mr.<change>.<build>` for merge requests, `<branch>.<build>` for other branches, none (a
