@@ -132,8 +132,14 @@ class Rollout:
                 raise PytoolsError("nothing to resume: no rollout record at %s" % self.path)
             if existing.get("package_sha256") != self.manifest_sha():
                 raise CheckError("the package differs from the one this rollout started with")
-            # Continue from the first wave that still has robots to do (deferred ones included);
-            # waves approved before keep their approval.
+            missing = sorted(set(existing["robots"]) - set(self.robots))
+            if missing:
+                raise PytoolsError("robots of this rollout are no longer in %s: %s"
+                                   % (self.inventory, ", ".join(missing)))
+            # Same thresholds as when it started; continue from the first wave that still has
+            # robots to do (deferred ones included); waves approved before keep their approval.
+            self.opts.max_failures = tuple(existing["options"]["max_failures"])
+            self.opts.rollback_wave = existing["options"]["rollback_wave"]
             pending = [r["wave"] for r in existing["robots"].values() if r["outcome"] not in DONE]
             existing.update(state="running", halt_reason=None,
                             next_wave=min(pending) if pending else len(existing["waves"]))
