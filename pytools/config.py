@@ -11,6 +11,7 @@ import re
 import yaml
 
 from pytools.errors import ConfigError
+from pytools.registry.settings import SETTINGS_SCHEMA as PUBLISH_SCHEMA
 
 NAME_RE = r"^[a-z0-9][a-z0-9._-]*$"
 SEMVER_RE = (r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -141,6 +142,7 @@ SCHEMA = {
                 "warmup": {"type": "integer", "minimum": 0},
                 "iterations": {"type": "integer", "minimum": 1},
                 "max_p99_regression_pct": {"type": "number", "minimum": 0}}},
+        "publish": PUBLISH_SCHEMA,
     },
 }
 

@@ -13,7 +13,7 @@ from pytools.stages import Workdir, run_stage
 CHECKPOINT_FILE = "checkpoint/checkpoint.pt"
 REPORTS = "reports"
 PACKAGE_DIR = "package"
-STAGES = ["checkpoint", "export", "engine", "parity", "bench", "package"]
+STAGES = ["checkpoint", "export", "engine", "parity", "bench", "package", "publish"]
 
 
 def default_workdir(config):
@@ -175,7 +175,7 @@ class Pipeline:
     def package(self, prerelease=None, sign_key=None, allow_failed_parity=False):
         from pytools import packaging
 
-        states = {s: (self.wd.state(s) or {}).get("inputs_hash") for s in STAGES[:-1]}
+        states = {s: (self.wd.state(s) or {}).get("inputs_hash") for s in STAGES[:STAGES.index("package")]}
         parity_state = self.wd.state("parity")
         if not parity_state:
             raise PytoolsError("stage 'parity' has not run in %s: run `pytools parity` first" % self.wd.root)
@@ -200,3 +200,21 @@ class Pipeline:
 
         return run_stage(self.wd, "package", inputs, action, self.force)
 
+    def publish(self, channel=None):
+        """Publish the package to the configured registry (`publish:`; local by default)."""
+        from pytools.registry.settings import effective_settings
+
+        self.wd.require("package", "run `pytools package` first")
+        settings = effective_settings(self.config.get("publish"))
+        if settings.get("path"):
+            settings["path"] = os.path.abspath(settings["path"])
+        inputs = {"manifest": self.wd.output_sha("package", PACKAGE_DIR + "/manifest.json"),
+                  "settings": settings, "channel": channel}
+
+        def action():
+            from pytools.registry import open_registry
+
+            result = open_registry(self.config.get("publish")).publish(self.wd.path(PACKAGE_DIR), channel)
+            return "ran", result, []
+
+        return run_stage(self.wd, "publish", inputs, action, self.force)

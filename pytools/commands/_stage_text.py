@@ -30,6 +30,9 @@ def key_numbers(name, summary):
     if name == "package":
         return "%s %s, %d files, %.1f MB%s" % (s.get("version"), s.get("runtime"), s.get("files", 0),
                                               s.get("bytes", 0) / 1e6, ", signed" if s.get("signed") else "")
+    if name == "publish":
+        return "%s %s -> %s (%s: %s)" % (s.get("name"), s.get("version"), s.get("channel"), s.get("backend"),
+                                         s.get("url") or s.get("location"))
     return ""
 
 

@@ -19,6 +19,8 @@ def run(args):
     sign_key = args.sign_key or os.environ.get(SIGN_ENV) or None
     steps = [pipe.checkpoint, pipe.export, pipe.engine, pipe.parity, lambda: pipe.bench(args.baseline),
              lambda: pipe.package(args.prerelease, sign_key)]
+    if not args.no_publish:
+        steps.append(lambda: pipe.publish(args.channel))
     results = []
     for step in steps:
         result = step()
@@ -36,9 +38,12 @@ def run(args):
 
 def register(subparsers):
     p = leaf(subparsers, "run", run, "run the whole chain: checkpoint (fetch or train), export, engine, "
-             "parity, bench, package; unchanged stages are skipped as up to date")
+             "parity, bench, package, publish (to the local registry unless `publish:` or "
+             "$PYTOOLS_REGISTRY says otherwise); unchanged stages are skipped as up to date")
     add_stage_options(p)
     p.add_argument("--prerelease", metavar="TAG", help="pre-release identifiers for the package version")
     p.add_argument("--sign-key", metavar="PEM", help="Ed25519 private key to sign the manifest "
                    "(default: $%s)" % SIGN_ENV)
     p.add_argument("--baseline", metavar="BENCH_JSON", help="benchmark gate against a previous bench.json")
+    p.add_argument("--channel", help="registry channel to publish to (default: publish.channel, else dev)")
+    p.add_argument("--no-publish", action="store_true", help="stop after the package; publish nothing")

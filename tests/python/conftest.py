@@ -1,7 +1,19 @@
 """Fixtures shared by every area's tests."""
+import os
+
 import pytest
 
 from pytools_testlib import CliResult
+
+
+@pytest.fixture(autouse=True)
+def private_registry(tmp_path, monkeypatch):
+    """Every test publishes to its own local registry, never to ./work/registry of the checkout."""
+    monkeypatch.setenv("PYTOOLS_REGISTRY", str(tmp_path / "registry"))
+    # Debian's groovy needs JAVA_HOME; default it so `python3 -m pytest` works without .ci/run.
+    jdk = "/usr/lib/jvm/java-17-openjdk-amd64"
+    if not os.environ.get("JAVA_HOME") and os.path.isdir(jdk):
+        monkeypatch.setenv("JAVA_HOME", jdk)
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ def crop_weed_done(tmp_path_factory):
     folder = copy_example("crop_weed", root)
     cfg_path = os.path.join(folder, "model.yaml")
     workdir = os.path.join(str(root), "work")
-    assert main(["run", cfg_path, "--workdir", workdir]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTOOLS_REGISTRY", os.path.join(str(root), "registry"))
+        assert main(["run", cfg_path, "--workdir", workdir]) == 0
     return {"config": cfg_path, "workdir": workdir, "folder": folder, "cfg": config.load(cfg_path)}
 
 
