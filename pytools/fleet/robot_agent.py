@@ -380,8 +380,13 @@ class Agent(object):
                   "activate_seconds": round(time.time() - started, 3)}
         if health["ok"]:
             self.record(version, old, "activate", "ok", args.owner)
-            self.audit("activate", version=version, previous=old, owner=args.owner, result="ok")
-            result.update(ok=True, status="ok")
+            # Keep the disk bounded after every good deployment; partial downloads of other
+            # versions stay (another rollout of ours may resume them).
+            with self.locked():
+                removed = self.collect(keep_incoming=True)
+            self.audit("activate", version=version, previous=old, owner=args.owner, result="ok",
+                       removed=removed)
+            result.update(ok=True, status="ok", removed=removed)
             return result
         # A robot must never stay on a model that does not work: go back to the previous one.
         reverted = None
@@ -421,29 +426,34 @@ class Agent(object):
                 "health": health}
 
     def cmd_gc(self, args):
-        import shutil
-        removed = []
         with self.locked():
             if self.read_lease():
                 raise Refused("locked", "a deployment is in progress; not collecting")
-            state = self.read_state()
-            keep = {self.current_version(), state.get("previous")}
-            history = [h.get("version") for h in state.get("history") or []]
-            by_recent = []
-            for v in reversed(history):
-                if v not in by_recent:
-                    by_recent.append(v)
-            keep.update(by_recent[:max(int(self.cfg.get("retention") or 1), 1)])
-            for v in sorted(os.listdir(self.releases)):
-                if v not in keep:
-                    shutil.rmtree(os.path.join(self.releases, v))
-                    removed.append("releases/" + v)
-            if not args.keep_incoming:
-                for v in sorted(os.listdir(self.incoming)):
-                    shutil.rmtree(os.path.join(self.incoming, v))
-                    removed.append("incoming/" + v)
+            removed = self.collect(keep_incoming=args.keep_incoming)
         self.audit("gc", removed=removed)
         return {"ok": True, "status": "ok", "removed": removed}
+
+    def collect(self, keep_incoming):
+        """Delete releases beyond the retention count (never current or previous) and, unless
+        told to keep them, partial downloads. Callers hold self.locked()."""
+        import shutil
+        removed = []
+        state = self.read_state()
+        keep = {self.current_version(), state.get("previous")}
+        by_recent = []
+        for h in reversed(state.get("history") or []):
+            if h.get("version") not in by_recent:
+                by_recent.append(h.get("version"))
+        keep.update(by_recent[:max(int(self.cfg.get("retention") or 1), 1)])
+        for v in sorted(os.listdir(self.releases)):
+            if v not in keep:
+                shutil.rmtree(os.path.join(self.releases, v))
+                removed.append("releases/" + v)
+        if not keep_incoming:
+            for v in sorted(os.listdir(self.incoming)):
+                shutil.rmtree(os.path.join(self.incoming, v))
+                removed.append("incoming/" + v)
+        return removed
 
     def cmd_lease(self, args):
         with self.locked():
