@@ -20,7 +20,7 @@ class ModelPipelineTest extends HarnessTest {
         String c = "'models/weed.yaml' '--workdir' 'work/ci'"
         assert h.pytoolsCommands() == [
             "pytools 'checkpoint' 'fetch' ${c}", "pytools 'export' ${c}",
-            "pytools 'engine' 'build' ${c}", "pytools 'parity' ${c}", "pytools 'bench' ${c}",
+            "pytools 'engine' 'build' ${c}", "pytools 'parity' ${c}", "pytools 'report' ${c}", "pytools 'bench' ${c}",
             "pytools 'package' 'build' ${c} '--prerelease' 'mr.42.7'",
             "pytools 'publish' 'work/ci/package' '--channel' 'dev'",
             "pytools 'release' 'summary' 'work/ci/package'"]*.toString()
@@ -38,8 +38,8 @@ class ModelPipelineTest extends HarnessTest {
         Map nodeOf = h.callsOf('sh').findAll { it.script.contains('/bin/pytools') }.collectEntries {
             [(it.script.split("' '")[1]): it.node]
         }
-        assert nodeOf == [checkpoint: 'x86', export: 'x86', engine: 'xavier', parity: 'xavier', bench: 'xavier',
-                          package: 'xavier', publish: 'xavier', release: 'xavier']
+        assert nodeOf == [checkpoint: 'x86', export: 'x86', engine: 'xavier', parity: 'xavier', report: 'xavier',
+                          bench: 'xavier', package: 'xavier', publish: 'xavier', release: 'xavier']
         assert h.callsOf('stash').collect { [it.name, it.includes, it.node] } == [['model-cicd-export', 'work/ci/**', 'x86']]
         assert h.callsOf('unstash').collect { [it.name, it.node] } == [['model-cicd-export', 'xavier']]
         assert h.callsOf('node')*.label == ['x86', 'xavier']    // the engine step runs in place

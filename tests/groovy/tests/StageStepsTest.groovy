@@ -39,10 +39,11 @@ class StageStepsTest extends HarnessTest {
     void testParityPublishesJunitAndArchivesReports() {
         PipelineHarness h = harness()
         h.runOn('jetson', 'modelParity', [workdir: 'w'])
-        assert h.pytoolsCommands() == ["pytools 'parity' 'model.yaml' '--workdir' 'w'"]
-        assert h.callsOf('sh')[-1].returnStatus
+        assert h.pytoolsCommands() == ["pytools 'parity' 'model.yaml' '--workdir' 'w'",
+                                       "pytools 'report' 'model.yaml' '--workdir' 'w'"]
+        assert h.callsOf('sh').findAll { it.script.contains('/bin/pytools') }.every { it.returnStatus }
         assert h.callsOf('junit').collect { [it.testResults, it.allowEmptyResults] } == [['w/reports/parity.xml', false]]
-        assert h.callsOf('archiveArtifacts')*.artifacts == ['w/reports/parity.json,w/reports/parity.md,w/reports/parity.html']
+        assert h.callsOf('archiveArtifacts')*.artifacts == ['w/reports/parity.json,w/reports/parity.md,w/reports/report.html']
     }
 
     void testFailedParityStillPublishesTheReportThenFails() {
@@ -52,6 +53,14 @@ class StageStepsTest extends HarnessTest {
         assert message == 'modelParity: parity failed (pytools parity exited 3); see the parity test report'
         assert h.stepNames().findAll { it in ['junit', 'archiveArtifacts', 'error'] } == ['junit', 'archiveArtifacts', 'error']
         assert h.callsOf('junit')[0].allowEmptyResults
+    }
+
+    void testAFailedHtmlReportFailsAfterPublishingTheRest() {
+        PipelineHarness h = harness()
+        h.onSh("'report'", '', 2)
+        assert failureMessage(h) { h.runOn('jetson', 'modelParity', [force: true]) } == 'modelParity: pytools report exited 2'
+        assert h.pytoolsCommands()[0] == "pytools 'parity' 'model.yaml' '--workdir' 'work/ci' '--force'"
+        assert h.callsOf('junit').size() == 1 && h.callsOf('archiveArtifacts').size() == 1
     }
 
     void testBenchWithBaselineArchivesReports() {
