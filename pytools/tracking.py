@@ -7,7 +7,7 @@
 
 Each stage is a run (job_type = stage name) in one group per pipeline run. Inputs and outputs
 are W&B artifacts named `<model>-<what>` (checkpoint, torchscript, onnx, onnx-simplified,
-engine, parity-report, bench-report, package, deployment); model files are added by reference
+engine, parity-report, bench-report, package, registry (the published copy), deployment); model files are added by reference
 (a `file://` path, or the registry URL when the item carries one), never uploaded, with their
 sha256 in the metadata. An input artifact has the same entries as the output that made it,
 so W&B gives it the same digest and its lineage graph links checkpoint -> ONNX -> engine ->
@@ -31,7 +31,7 @@ MODES = ["offline", "online", "disabled"]
 # wandb's own spellings of the modes, accepted in WANDB_MODE
 MODE_ALIASES = {"dryrun": "offline", "run": "online"}
 REPORT_FILE_LIMIT = 10 << 20   # report files up to this size are uploaded, the rest referenced
-STAGE_ORDER = ["checkpoint", "export", "engine", "parity", "bench", "package", "deploy"]
+STAGE_ORDER = ["checkpoint", "export", "engine", "parity", "bench", "package", "publish", "deploy"]
 
 SETTINGS_SCHEMA = {
     "type": "object",
@@ -138,6 +138,7 @@ UPSTREAM = {
     "bench": {"checkpoint", "torchscript", "onnx", "onnx-simplified", "engine"},
     "package": {"torchscript", "onnx", "onnx-simplified", "engine", "engine-calibration",
                 "parity-report", "bench-report"},
+    "publish": {"package"},
 }
 
 
@@ -157,6 +158,11 @@ def stage_io(workdir_root, stage):
             pkg = os.path.join(workdir_root, "package")
             items.append({"name": "package", "path": pkg, "type": "package",
                           "sha256": (state["outputs"].get("package/manifest.json") or {}).get("sha256")})
+        if name == "publish" and (state.get("summary") or {}).get("url"):
+            # the published copy, referenced at its registry URL (local file:// or Artifactory)
+            package = os.path.join(workdir_root, "package")
+            items.append({"name": "registry", "path": package, "type": "package", "url": state["summary"]["url"],
+                          "sha256": _dir_sha256(package)})
         produced[name] = items
     wanted = UPSTREAM.get(stage, set())
     inputs = [i for s in STAGE_ORDER if s != stage for i in produced.get(s, []) if i["name"] in wanted]

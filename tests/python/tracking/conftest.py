@@ -19,6 +19,7 @@ def scenario(tmp_path_factory):
 
     root = str(tmp_path_factory.mktemp("tracking"))
     saved = {k: os.environ.pop(k) for k in WANDB_ENV if k in os.environ}
+    saved["PYTOOLS_REGISTRY"] = os.environ.get("PYTOOLS_REGISTRY")
     # wandb keeps settings, caches and staged files under $HOME otherwise
     for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
         saved.setdefault(var, os.environ.get(var))
@@ -28,12 +29,12 @@ def scenario(tmp_path_factory):
         cfg_path = os.path.join(folder, "model.yaml")
         workdir = os.path.join(root, "work")
         registry = os.path.join(root, "registry")
+        os.environ["PYTOOLS_REGISTRY"] = registry      # `pytools run` publishes there (to dev)
         assert main(["run", cfg_path, "--workdir", workdir]) == 0
         cfg = config.load(cfg_path)
         package = os.path.join(workdir, "package")
         from pytools.package import read_manifest
         version = read_manifest(package)["version"]
-        assert main(["publish", package, "--registry", registry]) == 0
         assert main(["promote", cfg["name"], version, "--to", "staging", "--registry", registry]) == 0
         rollout = simulated_rollout(package, workdir, count=3, services=False)
         assert rollout["state"] == "completed", rollout

@@ -12,7 +12,7 @@ from tracking_helpers import RunFile, entries, metadata, run_dir
 
 pytestmark = pytest.mark.timeout(600)
 
-STAGES = ["checkpoint", "export", "engine", "parity", "bench", "package", "deploy"]
+STAGES = ["checkpoint", "export", "engine", "parity", "bench", "package", "publish", "deploy"]
 
 
 def md5_b64(path):
@@ -132,6 +132,7 @@ def test_reports_are_uploaded_files(runs, scenario):
     ("export", "package", "onnx-simplified"),
     ("parity", "package", "parity-report"),
     ("bench", "package", "bench-report"),
+    ("package", "publish", "package"),
     ("package", "deploy", "package"),
 ])
 def test_lineage_links_output_to_next_input(runs, producer, consumer, name):
@@ -155,3 +156,16 @@ def test_deployment_run(scenario, runs):
     rows = deploy.table("robots")
     assert sorted(r["robot"] for r in rows) == ["robot-001", "robot-002", "robot-003"]
     assert deploy.config["deployment"]["rollout"] == scenario["rollout"]["rollout"]
+
+
+def test_published_package_referenced_at_registry_url(scenario, runs):
+    art = runs["publish"].artifact("crop-weed-classifier-registry", used=False)
+    with open(os.path.join(scenario["workdir"], "state", "publish.json")) as f:
+        url = json.load(f)["summary"]["url"]
+    assert url.startswith("file://" + scenario["registry"] + "/dev/crop-weed-classifier/")
+    found = entries(art)
+    assert found["model.onnx"]["ref"] == url + "/model.onnx"
+    assert found["model.onnx"]["digest"] == md5_b64(url[len("file://"):] + "/model.onnx")
+    with open(os.path.join(scenario["workdir"], "package", "manifest.json")) as f:
+        manifest = json.load(f)
+    assert metadata(art)["files"]["model.onnx"] == [x for x in manifest["files"] if x["path"] == "model.onnx"][0]["sha256"]
