@@ -10,7 +10,6 @@ Sources, each optional (a missing one is reported, never fatal):
 `gather()` returns a dict with `nodes` and `edges` as well, which `to_dot()` draws with Graphviz.
 """
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -19,19 +18,12 @@ import tempfile
 from pytools import semver
 from pytools.errors import PytoolsError
 from pytools.package import MANIFEST
+from pytools.tracking import read_json as _read_json
 
 RUNNING = ("activated", "already-current")
 
 
 # -- sources -------------------------------------------------------------------------------------
-
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
 
 def same_version(a, b):
     """Equal in SemVer precedence (build metadata ignored), as the registry compares them."""
@@ -97,20 +89,18 @@ def live_versions(inventory):
 def open_local_or_remote_registry(args):
     """The registry named by --config/--registry/$PYTOOLS_REGISTRY, or None when a local one
     does not exist (reading lineage must not create an empty registry)."""
+    from pytools.registry.cli import registry_from_args
     from pytools.registry.settings import effective_settings
 
-    settings = None
+    section = None
     if getattr(args, "config", None):
         from pytools import config
-        settings = config.load(args.config).get("publish")
-    environ = dict(os.environ)
-    if getattr(args, "registry", None):
-        environ["PYTOOLS_REGISTRY"] = args.registry
-    effective = effective_settings(settings, environ)
+        section = config.load(args.config).get("publish")
+    overrides = {"PYTOOLS_REGISTRY": args.registry} if getattr(args, "registry", None) else {}
+    effective = effective_settings(section, dict(os.environ, **overrides))
     if effective["backend"] == "local" and not os.path.isdir(effective["path"]):
         return None
-    from pytools.registry import open_registry
-    return open_registry(settings, environ=environ)
+    return registry_from_args(args)
 
 
 def registry_packages(registry, name, version):

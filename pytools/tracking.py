@@ -146,7 +146,7 @@ def stage_io(workdir_root, stage):
     """(inputs, outputs) item lists of `stage`, from `<workdir>/state/*.json` (what really ran)."""
     produced = {}
     for name in STAGE_ORDER:
-        state = _read_json(os.path.join(workdir_root, "state", name + ".json")) or {}
+        state = read_json(os.path.join(workdir_root, "state", name + ".json")) or {}
         items = []
         for rel, entry in sorted((state.get("outputs") or {}).items()):
             what, kind = _kind_of(rel)
@@ -169,7 +169,8 @@ def stage_io(workdir_root, stage):
     return inputs, produced.get(stage, [])
 
 
-def _read_json(path):
+def read_json(path):
+    """The JSON value in `path`, or None when it is missing or not JSON (readers stay tolerant)."""
     try:
         with open(path) as f:
             return json.load(f)
@@ -232,7 +233,7 @@ class Tracker:
         if self.settings.get("mode") == "disabled":
             return []
         latest = {}
-        for entry in _read_json(self.runs_file) or []:
+        for entry in read_json(self.runs_file) or []:
             latest[entry["stage"]] = {"stage": entry["stage"], "id": entry["id"], "url": entry["url"]}
         for entry in self._runs:
             latest[entry["stage"]] = entry
@@ -355,7 +356,7 @@ class Tracker:
             _add_file(artifact, path, os.path.basename(path), url, upload)
             meta["files"][os.path.basename(path)] = sha
             return
-        manifest = _read_json(os.path.join(path, "manifest.json")) or {}
+        manifest = read_json(os.path.join(path, "manifest.json")) or {}
         known = {f["path"]: f.get("sha256") for f in manifest.get("files", []) if isinstance(f, dict)}
         for dirpath, _, filenames in os.walk(path):
             for fn in sorted(filenames):
@@ -367,7 +368,7 @@ class Tracker:
     def _log_deployment(self, name, version, robots, record_path):
         import wandb
 
-        record = _read_json(record_path) or {}
+        record = read_json(record_path) or {}
         rows = _robot_rows(robots, record)
         outcomes = {}
         for row in rows:
@@ -399,7 +400,7 @@ class Tracker:
         url = run.url if self.settings["mode"] == "online" else "file://" + os.path.dirname(run.dir)
         entry = {"stage": stage, "id": run.id, "url": url}
         self._runs.append(entry)
-        history = _read_json(self.runs_file) or []
+        history = read_json(self.runs_file) or []
         history.append(dict(entry, group=self.settings.get("group"), mode=self.settings["mode"],
                             at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
         os.makedirs(os.path.dirname(self.runs_file), exist_ok=True)

@@ -41,7 +41,7 @@ def scenario(tmp_path_factory):
 
         tracker = tracking.Tracker(cfg, workdir)
         for stage in STAGES:
-            state = tracking._read_json(os.path.join(workdir, "state", stage + ".json"))
+            state = tracking.read_json(os.path.join(workdir, "state", stage + ".json"))
             inputs, outputs = tracking.stage_io(workdir, stage)
             tracker.log_stage(stage, state["status"], state["summary"], inputs, outputs)
         tracker.log_deployment(cfg["name"], version, ["robot-001", "robot-002", "robot-003"], rollout["record"])
