@@ -2,6 +2,7 @@
 
     tracker = Tracker(config, workdir_root, settings=config.get("tracking"))
     tracker.log_stage("export", "ran", summary, inputs, outputs)   # after each stage that ran
+    tracker.log_result(stage_result)    # the same for a pipeline StageResult (inputs from state files)
     tracker.runs()          # [{"stage", "id", "url"}] -> manifest lineage.tracking_runs
     tracker.log_deployment(name, version, robots, record_path)     # after a rollout
 
@@ -223,6 +224,13 @@ class Tracker:
     def log_stage(self, name, status, summary, inputs, outputs):
         """Log one run for a stage that ran; inputs/outputs are artifact_item() dicts."""
         self._guarded(self._log_stage, name, status, summary or {}, inputs or [], outputs or [])
+
+    def log_result(self, result):
+        """Log a pipeline StageResult (what `pytools run` has after each stage); a stage that was
+        up to date did not run and is not logged again."""
+        if result.status != "up to date":
+            self._guarded(lambda: self._log_stage(result.name, result.status, result.summary or {},
+                                                  *stage_io(self.root, result.name)))
 
     def log_deployment(self, name, version, robots, record_path):
         """Log a rollout as a `deploy` run: the package in, a deployment artifact out."""

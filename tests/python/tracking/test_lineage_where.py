@@ -169,3 +169,45 @@ def test_where_without_records(cli, tmp_path):
     res = cli("where", NAME, "--workdir", tmp_path)
     assert res.code == 0
     assert res.out.startswith("no robot runs %s" % NAME)
+
+
+def test_lineage_shows_engines_per_platform(cli, scenario, tmp_path):
+    """A TensorRT package of the same version (built on a Jetson agent) published beside the
+    ONNX Runtime one: lineage shows both platforms and the engine with its sha256."""
+    import shutil
+
+    from pytools.package import read_manifest, write_package
+    from pytools.registry import open_registry
+
+    registry = str(tmp_path / "registry")
+    shutil.copytree(scenario["registry"], registry)
+    onnx_pkg = os.path.join(scenario["workdir"], "package")
+    manifest = read_manifest(onnx_pkg)
+    plan = tmp_path / "model.plan"
+    plan.write_bytes(os.urandom(50000))     # stands in for the plan bytes; only hashes are read
+    platform = "trt8.5-sm72-l4t35.3.1"
+    fields = {k: v for k, v in manifest.items() if k not in ("schema", "files", "created")}
+    fields["platform"] = platform
+    fields["runtime"] = dict(manifest["runtime"], kind="tensorrt", entry="model.plan", precision="fp16",
+                             constraints={"tensorrt_version": "8.5.2", "compute_capability": "7.2",
+                                          "l4t_release": "35.3.1", "onnx_opset": 17})
+    trt_pkg = str(tmp_path / "trt-package")
+    write_package(trt_pkg, {"model.plan": (str(plan), "engine"),
+                            "model.onnx": (os.path.join(onnx_pkg, "model.onnx"), "onnx")}, fields)
+    open_registry({"path": registry}).publish(trt_pkg)
+
+    res = cli("lineage", NAME, scenario["version"], "--workdir", scenario["workdir"], "--registry", registry,
+              "--json")
+    assert res.code == 0, res.err
+    data = res.json
+    assert sorted(data["platforms"]) == ["onnxruntime", platform]
+    trt = data["platforms"][platform]
+    assert trt["runtime"] == "tensorrt" and trt["engine_sha256"] == sha256_file(str(plan))
+    assert trt["constraints"]["compute_capability"] == "7.2"
+    assert trt["channels"] == ["dev"] and data["platforms"]["onnxruntime"]["channels"] == ["dev", "staging"]
+    engine_node = "engine:" + platform
+    assert engine_node in reachable(data["edges"], "checkpoint")
+    assert {"from": engine_node, "to": "package:" + platform, "label": "package"} in data["edges"]
+    text = cli("lineage", NAME, scenario["version"], "--workdir", scenario["workdir"], "--registry", registry).out
+    assert "platform %s (tensorrt, fp16)" % platform in text
+    assert "engine       %s" % sha256_file(str(plan)) in text

@@ -169,3 +169,24 @@ def test_published_package_referenced_at_registry_url(scenario, runs):
     with open(os.path.join(scenario["workdir"], "package", "manifest.json")) as f:
         manifest = json.load(f)
     assert metadata(art)["files"]["model.onnx"] == [x for x in manifest["files"] if x["path"] == "model.onnx"][0]["sha256"]
+
+
+def test_log_result_of_a_pipeline_stage(scenario, tmp_path):
+    """What `pytools run` does after each stage: log what ran, not what was up to date."""
+    import shutil
+
+    from pytools.pipeline import Pipeline
+    from pytools.tracking import Tracker
+
+    workdir = str(tmp_path / "work")
+    shutil.copytree(scenario["workdir"], workdir, ignore=shutil.ignore_patterns("tracking", "fleet"))
+    tracker = Tracker(scenario["cfg"], workdir)
+    pipe = Pipeline(scenario["cfg"], workdir, force=True)
+    tracker.log_result(pipe.parity())
+    tracker.log_result(Pipeline(scenario["cfg"], workdir).bench())      # up to date: not logged
+    assert [r["stage"] for r in tracker.runs()] == ["parity"]
+    run = RunFile(run_dir(tracker.runs()[0]["url"]))
+    assert run.run["job_type"] == "parity"
+    used = run.artifact("crop-weed-classifier-onnx", used=True)
+    assert entries(used)["model.onnx"]["ref"] == "file://" + os.path.join(workdir, "export", "model.onnx")
+    assert run.metrics()["parity/passed"] == 1
