@@ -134,3 +134,14 @@ def test_schema_is_json_schema():
 
     jsonschema.Draft7Validator.check_schema(SETTINGS_SCHEMA)
     assert SETTINGS_SCHEMA["properties"]["mode"]["enum"] == ["offline", "online", "disabled"]
+
+
+def test_tracking_prints_nothing_when_it_works(clean_wandb_env, model_file, capfd):
+    """`pytools run --json` owns stdout: W&B's banners must not appear on it (or on stderr)."""
+    tracker = Tracker(CONFIG, str(clean_wandb_env / "work"))
+    item = artifact_item("onnx", model_file, "onnx")
+    tracker.log_stage("export", "ran", {"nodes": 3}, [], [item])
+    tracker.log_stage("parity", "ran", {"passed": True}, [item], [])
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert [r["stage"] for r in tracker.runs()] == ["export", "parity"]
