@@ -155,7 +155,7 @@ def bench_status(tmp, robots):
     with SimulatedFleet(os.path.join(tmp, "fleet-status"), robots, services=False) as fleet:
         fleet.install(pkg, "1.0.0")
         started = time.monotonic()
-        data = fleet_status(fleet.inventory, concurrency=32)
+        data = fleet_status(fleet.inventory)
         elapsed = time.monotonic() - started
     if data["unreachable"] or data["unhealthy"]:
         raise SystemExit("fleet status found broken robots: %s" % data)

@@ -14,7 +14,7 @@ def register(subparsers):
     p = leaf(sub, "status", handle_status, help="version, health and last deployment of every "
              "robot, queried in parallel")
     p.add_argument("inventory", help="Ansible YAML inventory of the robots")
-    p.add_argument("--concurrency", type=int, default=32, help="robots queried at once (32)")
+    p.add_argument("--concurrency", type=int, default=64, help="robots queried at once (64)")
     p.add_argument("--timeout", type=float, default=10.0, help="per-robot timeout, seconds (10)")
     p = leaf(sub, "simulate", handle_simulate,
              help="run N simulated robots (real sshd + inference service) until interrupted")

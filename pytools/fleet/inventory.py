@@ -48,7 +48,7 @@ def load_inventory(path):
     """Return the robots of an Ansible YAML inventory, in file order."""
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise ConfigError("cannot read fleet inventory %s: %s" % (path, exc.strerror))
     except yaml.YAMLError as exc:

@@ -7,7 +7,7 @@ from pytools.fleet.inventory import load_inventory
 from pytools.fleet.transport import SSHTransport
 
 
-def fleet_status(inventory, concurrency=32, transport=None):
+def fleet_status(inventory, concurrency=64, transport=None):
     robots = load_inventory(inventory)
     transport = transport or SSHTransport(retries=0)
     started = time.monotonic()
