@@ -211,3 +211,27 @@ def test_lineage_shows_engines_per_platform(cli, scenario, tmp_path):
     text = cli("lineage", NAME, scenario["version"], "--workdir", scenario["workdir"], "--registry", registry).out
     assert "platform %s (tensorrt, fp16)" % platform in text
     assert "engine       %s" % sha256_file(str(plan)) in text
+
+
+def test_lineage_from_artifactory(cli, scenario, tmp_path, monkeypatch):
+    """The same lineage read over the Artifactory REST API (the loopback Artifactory-compatible
+    server, real dohq-artifactory client): manifests, channels and the promotion record."""
+    from pytools.registry import open_registry
+    from tests.fakes.artifactory import ArtifactoryServer
+
+    monkeypatch.setenv("ARTIFACTORY_TOKEN", "test-token")
+    monkeypatch.delenv("PYTOOLS_REGISTRY", raising=False)
+    with ArtifactoryServer(str(tmp_path / "artifactory")) as server:
+        registry = open_registry({"backend": "artifactory", "url": server.url, "retries": 1})
+        registry.publish(os.path.join(scenario["workdir"], "package"))
+        registry.promote(NAME, scenario["version"], "staging", who="release-manager")
+        res = cli("lineage", NAME, scenario["version"], "--registry", server.url,
+                  "--workdir", str(tmp_path / "no-workdir"), "--json")
+    assert res.code == 0, res.err
+    data = res.json
+    view = data["platforms"]["onnxruntime"]
+    assert view["channels"] == ["dev", "staging"]
+    assert all(src.startswith(server.url + "/models-") for src in view["sources"])
+    assert view["lineage"]["onnx_sha256"] == sha256_file(os.path.join(scenario["workdir"], "export", "model.onnx"))
+    assert [(p["to"], p["by"]) for p in data["promotions"]] == [("staging", "release-manager")]
+    assert "ARTIFACTORY_TOKEN" not in res.out and "test-token" not in res.out
