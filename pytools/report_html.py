@@ -248,6 +248,10 @@ def _worst_arrays(path):
         return {k: data[k] for k in data.files}
 
 
+def _stat(output, group, name):
+    return (output.get(group) or {}).get(name)
+
+
 def _result(passed, status=None):
     if status == "skipped":
         return '<span class="skip">skipped</span>'
@@ -274,7 +278,8 @@ def parity_section(parity, worst):
                 _esc(b["name"]), _esc(o["name"]), _esc(b.get("precision")), _esc(tol.get("statistic")),
                 _fmt(tol.get("atol")), _fmt(tol.get("rtol")),
                 "".join('<td class="num">%s</td>' % _fmt(v) for v in (
-                    o["abs_error"]["max"], o["abs_error"]["p99"], o["abs_error"]["mean"], o["rel_error"]["max"],
+                    _stat(o, "abs_error", "max"), _stat(o, "abs_error", "p99"), _stat(o, "abs_error", "mean"),
+                    _stat(o, "rel_error", "max"),
                     o.get("cosine_similarity"), o.get("top1_agreement"))),
                 _result(o.get("passed"))))
     out.append("</table>")
