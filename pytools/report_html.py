@@ -224,7 +224,7 @@ th{background:#f9fafb}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#166534;font-weight:bold}.fail{color:#b91c1c;font-weight:bold}.skip{color:#6b7280}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:bold}
 .badge.pass{background:#16a34a;color:#fff}.badge.fail{background:#dc2626;color:#fff}
-.plots{display:flex;flex-wrap:wrap;gap:12px}.plot{border:1px solid #e5e7eb}
+.plots{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}.plot{border:1px solid #e5e7eb}
 code{font-size:11px;color:#374151}.note{background:#fef3c7;padding:6px 10px;font-size:13px}
 """
 

@@ -118,3 +118,39 @@ def test_report_write_api_for_pytools_run(scenario, tmp_path):
     with open(path) as f:
         page = f.read()
     assert "No benchmark yet" in page and "Tracking runs" not in page
+
+
+def test_report_of_a_failed_parity(cli, scenario, browser, tmp_path):
+    """Tighten the tolerance until ONNX Runtime fails: the page says FAILED, marks the rows and
+    draws the bins above atol in red, and still renders whole."""
+    import yaml
+
+    folder = tmp_path / "crop_weed"
+    shutil.copytree(os.path.dirname(scenario["config"]), str(folder))
+    workdir = str(tmp_path / "work")
+    shutil.copytree(scenario["workdir"], workdir, ignore=shutil.ignore_patterns("tracking", "fleet"))
+    config = folder / "model.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw.setdefault("parity", {})["tolerances"] = {"fp32": {"atol": 1e-9, "rtol": 0.0, "statistic": "max"}}
+    config.write_text(yaml.safe_dump(raw))
+    assert cli("parity", config, "--workdir", workdir).code == 3
+    res = cli("report", config, "--workdir", workdir)
+    assert res.code == 0, res.err
+    path = os.path.join(workdir, "reports", "report.html")
+    with open(path) as f:
+        page = f.read()
+    assert '<span class="badge fail">FAILED</span>' in page
+    browser.open("file://" + path)
+    text = browser.evaluate("document.body.innerText")
+    assert "FAIL" in text and "onnxruntime/logits" in text
+    images = browser.images()
+    assert images and all(i["complete"] and i["width"] > 0 for i in images)
+    assert browser.errors() == []
+    import base64
+    import re
+
+    histograms = [base64.b64decode(m).decode() for m in
+                  re.findall(r'alt="error histogram of onnxruntime/logits" src="data:image/svg\+xml;base64,([^"]+)"', page)]
+    assert histograms and 'fill="#dc2626"' in histograms[0]     # bins above atol are red
+    browser.screenshot(str(tmp_path / "failed.png"))
+    shutil.copy(str(tmp_path / "failed.png"), os.path.join(scenario["root"], "report-failed-screenshot.png"))
