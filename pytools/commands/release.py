@@ -1,7 +1,13 @@
 """`pytools release`: a release manager's terminal view of Jenkins rollouts."""
 from pytools.commands import group, leaf
 from pytools.console import table
-from pytools import jenkins as jk
+
+
+def _jenkins():
+    # python-jenkins pulls in requests: import it only when a release command runs.
+    from pytools import jenkins
+
+    return jenkins
 
 CONNECTION_HELP = """
 Jenkins is reached with JENKINS_URL, JENKINS_USER and JENKINS_TOKEN (or JENKINS_TOKEN_FILE),
@@ -43,7 +49,7 @@ def _leaf(sub, name, handler, help):
 
 
 def _connect(args):
-    return jk.Release(jk.load_settings(args.jenkins_config))
+    return _jenkins().Release(_jenkins().load_settings(args.jenkins_config))
 
 
 def _pending(args):
@@ -81,14 +87,14 @@ def _status(args):
 
 
 def _trigger(args):
-    info = _connect(args).trigger(args.job, jk.parse_parameters(args.param))
+    info = _connect(args).trigger(args.job, _jenkins().parse_parameters(args.param))
     where = ("build #%d %s" % (info["number"], info["url"]) if info["number"]
              else "queued (%s)" % (info["why"] or "waiting for an executor"))
     return info, "triggered %s: %s" % (args.job, where)
 
 
 def _summary(args):
-    info = jk.package_summary(args.package_dir)
+    info = _jenkins().package_summary(args.package_dir)
     return info, info["line"]
 
 
