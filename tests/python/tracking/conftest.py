@@ -46,14 +46,15 @@ def scenario(tmp_path_factory):
             tracker.log_stage(stage, state["status"], state["summary"], inputs, outputs)
         tracker.log_deployment(cfg["name"], version, ["robot-001", "robot-002", "robot-003"], rollout["record"])
         assert tracker.failed is None, tracker.failed
-        yield {"root": root, "config": cfg_path, "cfg": cfg, "workdir": workdir, "registry": registry,
-               "version": version, "rollout": rollout, "tracker": tracker, "runs": tracker.runs()}
-    finally:
+        data = {"root": root, "config": cfg_path, "cfg": cfg, "workdir": workdir, "registry": registry,
+                "version": version, "rollout": rollout, "tracker": tracker, "runs": tracker.runs()}
+    finally:  # leave the environment as it was for every test after this one
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    return data
 
 
 @pytest.fixture

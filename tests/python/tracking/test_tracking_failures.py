@@ -23,10 +23,10 @@ def warnings_in(err):
     return [line for line in err.splitlines() if line.startswith("warning: tracking:")]
 
 
-def test_unwritable_wandb_dir_warns_once_and_goes_on(clean_wandb_env, model_file, capsys):
+def test_unwritable_wandb_dir_warns_once_and_goes_on(clean_wandb_env, monkeypatch, model_file, capsys):
     blocker = clean_wandb_env / "not-a-dir"
     blocker.write_text("a file where a directory should be")
-    os.environ["WANDB_DIR"] = str(blocker / "wandb")
+    monkeypatch.setenv("WANDB_DIR", str(blocker / "wandb"))
     tracker = Tracker(CONFIG, str(clean_wandb_env / "work"))
     item = artifact_item("onnx", model_file, "onnx")
     assert tracker.log_stage("export", "ran", {"nodes": 3}, [], [item]) is None

@@ -171,7 +171,7 @@ def test_published_package_referenced_at_registry_url(scenario, runs):
     assert metadata(art)["files"]["model.onnx"] == [x for x in manifest["files"] if x["path"] == "model.onnx"][0]["sha256"]
 
 
-def test_log_result_of_a_pipeline_stage(scenario, tmp_path):
+def test_log_result_of_a_pipeline_stage(scenario, clean_wandb_env, tmp_path):
     """What `pytools run` does after each stage: log what ran, not what was up to date."""
     import shutil
 
