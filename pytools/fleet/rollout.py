@@ -282,6 +282,9 @@ class Rollout:
             self.set_robot(robot.name, bytes_sent=(self.robot_entry(robot.name)["bytes_sent"] or 0)
                            + sent, attempts=attempts)
             self.timing(robot.name, "transfer", started)
+            if res.get("push_seconds") is not None:
+                with self.lock:
+                    self.robot_entry(robot.name)["timings"]["send"] = res["push_seconds"]
             if not res.get("ok"):
                 outcome = res.get("status") if res.get("status") in FAILED else "failed"
                 self.set_robot(robot.name, outcome=outcome, error=res.get("error"))

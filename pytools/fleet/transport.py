@@ -60,6 +60,7 @@ class SSHTransport:
         attempts). Transport errors and files corrupted in transit are retried; a refusal
         (signature, manifest) is final."""
         counted = [0]  # bytes put on the wire, including attempts that died part-way
+        pushing = [0.0]  # seconds spent sending (without connecting and verifying)
 
         def count(n):
             counted[0] += n
@@ -78,9 +79,12 @@ class SSHTransport:
                         result = s.agent(args, timeout=self.stage_timeout)
                         pulled += int(result.get("downloaded_bytes") or 0)
                     else:
+                        started = time.monotonic()
                         self.push(s, package_dir, manifest, incoming, count)
+                        pushing[0] += time.monotonic() - started
                         result = s.agent(["stage", manifest["version"], "--owner", owner],
                                          timeout=max(self.io_timeout, 120))
+                        result["push_seconds"] = round(pushing[0], 3)
             except HostKeyError as exc:
                 return {"ok": False, "status": "hostkey", "error": str(exc)}, counted[0], attempt
             except TransportError as exc:

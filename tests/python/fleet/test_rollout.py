@@ -328,3 +328,33 @@ def test_rollout_fetches_the_package_from_the_registry(make_fleet, packages, cli
     code, _, err = cli("rollout", "demo", "7.0.0", "--fleet", fleet.inventory, "--workdir",
                        str(tmp_path / "w"), "--yes")
     assert code != 0 and "7.0.0" in err and "Traceback" not in err
+
+
+def test_two_rollouts_at_once_second_is_refused(make_fleet, packages, cli, tmp_path):
+    import threading
+    import time
+    from pytools.fleet.rollout import Options, Rollout
+    fleet = make_fleet(1)
+    robot = fleet.robot("robot-001")
+    lease = os.path.join(robot.model_root, "deploy.lease")
+    # Rollout A activates a model that never becomes healthy: it holds the robot for the
+    # whole health timeout, long enough for rollout B to arrive.
+    first = {}
+    thread = threading.Thread(target=lambda: first.update(rec=Rollout(
+        "demo", "1.2.0", fleet.inventory, packages.broken, str(tmp_path / "a"),
+        Options(approval="yes")).run()))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(robot.model_root, "releases", "1.2.0")):
+            assert time.monotonic() < deadline, "rollout A never staged"
+            time.sleep(0.05)
+        assert os.path.exists(lease)
+        code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path / "b", "--yes")
+    finally:
+        thread.join(60)
+    assert code == 3 and rec["robots"]["robot-001"]["outcome"] == "locked"
+    assert "demo-1.2.0-" in rec["robots"]["robot-001"]["error"]
+    assert first["rec"]["robots"]["robot-001"]["outcome"] == "rolled-back"
+    assert current(robot) == "1.0.0" and robot.agent("status")["health"]["ok"]
+    assert not os.path.exists(lease)
