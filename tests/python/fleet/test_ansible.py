@@ -48,9 +48,14 @@ def test_ansible_halts_wave_on_platform_refusal(make_fleet, packages, cli, tmp_p
                        "--workdir", str(tmp_path), "--yes", "--transport", "ansible",
                        "--waves", "100%")
     assert code == 3 and rec["state"] == "halted"
-    for name, r in rec["robots"].items():
-        assert r["outcome"] == "refused" and "tensorrt" in r["error"]
+    canary = rec["robots"]["robot-001"]
+    assert canary["outcome"] == "refused" and "tensorrt" in canary["error"]
+    # The play deploys the wave's canary robots first: their refusal stops the rest.
+    assert rec["robots"]["robot-002"]["outcome"] == "skipped"
     assert [current(r) for r in fleet.robots] == ["1.0.0", "1.0.0"]
+    for robot in fleet.robots:
+        assert os.listdir(os.path.join(robot.model_root, "incoming")) == []
+        assert not os.path.exists(os.path.join(robot.model_root, "deploy.lease"))
 
 
 @pytest.mark.skipif(not shutil.which("ansible-lint"), reason="ansible-lint is not installed")
