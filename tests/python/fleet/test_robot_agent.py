@@ -227,3 +227,28 @@ def test_agent_imports_only_the_standard_library():
         elif isinstance(node, ast.ImportFrom):
             names.add(node.module.split(".")[0])
     assert names <= set(sys.stdlib_module_names), names - set(sys.stdlib_module_names)
+
+
+def test_current_link_never_missing_while_switching(robot, packages):
+    import threading
+    assert robot.deploy(packages.v1, "1.0.0")[0] == 0
+    assert robot.deploy(packages.v2, "1.1.0")[0] == 0
+    link = os.path.join(robot.root, "current")
+    seen, missing, stop = set(), [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                seen.add(os.path.basename(os.readlink(link)))
+            except OSError as exc:
+                missing.append(exc)
+
+    reader = threading.Thread(target=watch)
+    reader.start()
+    try:
+        for _ in range(4):
+            assert robot.agent("rollback")[0] == 0  # 1.1.0 <-> 1.0.0
+    finally:
+        stop.set()
+        reader.join(10)
+    assert missing == [] and seen == {"1.0.0", "1.1.0"}
