@@ -12,6 +12,7 @@ import yaml
 
 from pytools.errors import ConfigError
 from pytools.registry.settings import SETTINGS_SCHEMA as PUBLISH_SCHEMA
+from pytools.tracking import SETTINGS_SCHEMA as TRACKING_SCHEMA
 
 NAME_RE = r"^[a-z0-9][a-z0-9._-]*$"
 SEMVER_RE = (r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -143,6 +144,7 @@ SCHEMA = {
                 "iterations": {"type": "integer", "minimum": 1},
                 "max_p99_regression_pct": {"type": "number", "minimum": 0}}},
         "publish": PUBLISH_SCHEMA,
+        "tracking": TRACKING_SCHEMA,
     },
 }
 

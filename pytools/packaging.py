@@ -59,7 +59,7 @@ def io_spec(specs, kinds=False):
     return out
 
 
-def assemble(pipeline, version, sign_key=None):
+def assemble(pipeline, version, sign_key=None, tracking_runs=()):
     cfg, wd = pipeline.config, pipeline.wd
     export_state, engine_state = wd.state("export"), wd.state("engine") or {}
     onnx_file = export.SIM_FILE if cfg["export"]["simplify"] else export.ONNX_FILE
@@ -87,7 +87,8 @@ def assemble(pipeline, version, sign_key=None):
         "platform": platform, "runtime": runtime,
         "lineage": {"checkpoint_sha256": hashes["checkpoint"], "torchscript_sha256": hashes["torchscript"],
                     "onnx_sha256": hashes["onnx"], "onnx_simplified_sha256": hashes["onnx_simplified"],
-                    "config_sha256": sha256_json(dict(cfg)), "parent": None, "tracking_runs": []},
+                    "config_sha256": sha256_json(dict(cfg)), "parent": None,
+                    "tracking_runs": list(tracking_runs)},
         "evidence": {"parity": parity_state["summary"], "bench": bench_state["summary"]["results"],
                      "engine": engine_state.get("summary"), "export": export_state["summary"]},
     }

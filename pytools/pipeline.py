@@ -27,6 +27,22 @@ class Pipeline:
         self.force = force
         self._model = None
         self._model_source = None
+        self._tracker = None
+
+    @property
+    def tracker(self):
+        """W&B tracking (offline by default); a tracking failure warns and never fails a stage."""
+        if self._tracker is None:
+            from pytools.tracking import Tracker
+
+            self._tracker = Tracker(self.config, self.wd.root, self.config.get("tracking"))
+        return self._tracker
+
+    def _run(self, name, inputs, action):
+        result = run_stage(self.wd, name, inputs, action, self.force)
+        if result.status != "up to date":
+            self.tracker.log_result(result)
+        return result
 
     # -- shared pieces ---------------------------------------------------------------------------
 
@@ -96,7 +112,7 @@ class Pipeline:
                 summary = train.train(cfg, lambda: model_mod.build(cfg), dest)
             return "ran", summary, [CHECKPOINT_FILE]
 
-        return run_stage(self.wd, "checkpoint", inputs, action, self.force)
+        return self._run("checkpoint", inputs, action)
 
     def export(self):
         from pytools import export
@@ -109,7 +125,7 @@ class Pipeline:
             summary, outputs = export.export(self.config, self.model(), sha, self.wd)
             return "ran", summary, outputs
 
-        return run_stage(self.wd, "export", inputs, action, self.force)
+        return self._run("export", inputs, action)
 
     def engine(self):
         from pytools import engine, export
@@ -127,7 +143,7 @@ class Pipeline:
             limit = self.config["engine"]["calibration_batches"] * golden.batch_size
             return engine.build(self.config, self.wd, (feed for _, feed in golden.batches(limit=limit)))
 
-        return run_stage(self.wd, "engine", inputs, action, self.force)
+        return self._run("engine", inputs, action)
 
     def parity(self):
         from pytools.golden import GoldenInputs
@@ -144,7 +160,7 @@ class Pipeline:
             status = "ran" if report["passed"] else "failed"
             return status, parity.summary(report), [os.path.join(REPORTS, n) for n in names]
 
-        result = run_stage(self.wd, "parity", inputs, action, self.force)
+        result = self._run("parity", inputs, action)
         if result.status == "failed":
             failures = result.summary["failures"] or ["no backend could be compared (all skipped)"]
             raise CheckError("parity failed: %s (%d failing; report: %s)"
@@ -167,7 +183,7 @@ class Pipeline:
             summary = {"results": bench.summary(result), "gate_failures": result["gate_failures"]}
             return status, summary, [os.path.join(REPORTS, n) for n in names]
 
-        result = run_stage(self.wd, "bench", inputs, action, self.force)
+        result = self._run("bench", inputs, action)
         if result.status == "failed":
             raise CheckError("benchmark gate failed: %s" % result.summary["gate_failures"][0])
         return result
@@ -189,7 +205,7 @@ class Pipeline:
                   "build_url": os.environ.get("BUILD_URL"), "allow_failed_parity": allow_failed_parity}
 
         def action():
-            manifest = packaging.assemble(self, version, sign_key)
+            manifest = packaging.assemble(self, version, sign_key, self.tracker.runs())
             files = [PACKAGE_DIR + "/" + f["path"] for f in manifest["files"]] + [PACKAGE_DIR + "/manifest.json"]
             if sign_key:
                 files.append(PACKAGE_DIR + "/manifest.json.sig")
@@ -198,7 +214,7 @@ class Pipeline:
                            "bytes": sum(f["size"] for f in manifest["files"]),
                            "signed": bool(sign_key), "path": self.wd.path(PACKAGE_DIR)}, files
 
-        return run_stage(self.wd, "package", inputs, action, self.force)
+        return self._run("package", inputs, action)
 
     def publish(self, channel=None):
         """Publish the package to the configured registry (`publish:`; local by default)."""
@@ -217,4 +233,16 @@ class Pipeline:
             result = open_registry(self.config.get("publish")).publish(self.wd.path(PACKAGE_DIR), channel)
             return "ran", result, []
 
-        return run_stage(self.wd, "publish", inputs, action, self.force)
+        return self._run("publish", inputs, action)
+
+    def report(self):
+        """The HTML report page, rebuilt when the parity, bench or package results change."""
+        inputs = {s: (self.wd.state(s) or {}).get("outputs") for s in ("parity", "bench", "package")}
+
+        def action():
+            from pytools import report_html
+
+            path = report_html.write(self.config, self.wd.root)
+            return "ran", {"path": path}, [os.path.relpath(path, self.wd.root)]
+
+        return run_stage(self.wd, "report", inputs, action, self.force)

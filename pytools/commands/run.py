@@ -27,12 +27,14 @@ def run(args):
         results.append(result)
         if not args.json:
             print(line(result), file=sys.stderr, flush=True)
+    report = pipe.report().summary["path"]
     total = time.monotonic() - started
     rows = [[r.name, status_text(r), "%.2fs" % r.seconds, key_numbers(r.name, r.summary)] for r in results]
     human = table(["stage", "status", "time", "key numbers"], rows)
-    human += "\n\npackage: %s\ntotal: %.2fs" % (pipe.wd.path("package"), total)
+    human += "\n\npackage: %s\nreport:  %s\ntotal: %.2fs" % (pipe.wd.path("package"), report, total)
     data = {"config": args.config, "workdir": pipe.wd.root, "seconds": round(total, 3),
-            "stages": [r.as_dict() for r in results]}
+            "stages": [r.as_dict() for r in results], "report": report,
+            "tracking_runs": pipe.tracker.runs()}
     return data, human
 
 

@@ -10,6 +10,8 @@ from pytools_testlib import CliResult
 def private_registry(tmp_path, monkeypatch):
     """Every test publishes to its own local registry, never to ./work/registry of the checkout."""
     monkeypatch.setenv("PYTOOLS_REGISTRY", str(tmp_path / "registry"))
+    # W&B tracking is tested in tests/python/tracking; elsewhere it would only cost time.
+    monkeypatch.setenv("WANDB_MODE", "disabled")
     # Debian's groovy needs JAVA_HOME; default it so `python3 -m pytest` works without .ci/run.
     jdk = "/usr/lib/jvm/java-17-openjdk-amd64"
     if not os.environ.get("JAVA_HOME") and os.path.isdir(jdk):

@@ -20,6 +20,7 @@ def crop_weed_done(tmp_path_factory):
     workdir = os.path.join(str(root), "work")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTOOLS_REGISTRY", os.path.join(str(root), "registry"))
+        mp.setenv("WANDB_MODE", "disabled")
         assert main(["run", cfg_path, "--workdir", workdir]) == 0
     return {"config": cfg_path, "workdir": workdir, "folder": folder, "cfg": config.load(cfg_path)}
 

@@ -40,7 +40,7 @@ def test_one_run_per_stage_in_one_group(scenario, runs):
     assert all(r.exit_code == [0] for r in runs.values())
 
 
-def test_runs_persist_for_later_processes(scenario):
+def test_runs_persist_for_later_processes(scenario, clean_wandb_env):
     """A stage run on another agent (another process) still finds earlier runs for the manifest."""
     from pytools.tracking import Tracker
 
