@@ -137,5 +137,11 @@ def record_text(rec):
     head = "rollout %s: %s%s\nwaves: %s" % (rec["id"], rec["state"],
                                              " - " + rec["halt_reason"] if rec["halt_reason"]
                                              else "", waves)
-    return head + "\n\n" + table(["robot", "wave", "outcome", "bytes", "transfer s", "error"],
+    text = head + "\n\n" + table(["robot", "wave", "outcome", "bytes", "transfer s", "error"],
                                  rows)
+    if rec["state"] in ("awaiting_approval", "halted", "completed-with-deferred"):
+        text += ("\n\ncontinue with: pytools rollout %s %s --fleet %s --package %s --workdir %s "
+                 "--resume%s" % (rec["name"], rec["version"], rec["inventory"], rec["package"],
+                                 rec.get("workdir"), " --approved-by USER"
+                                 if rec["state"] == "awaiting_approval" else ""))
+    return text

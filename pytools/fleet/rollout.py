@@ -95,6 +95,7 @@ class Rollout:
         return {"id": "%s-%s-%s" % (self.name, self.version, uuid.uuid4().hex[:8]),
                 "name": self.name, "version": self.version, "inventory": self.inventory,
                 "package": self.package_dir, "package_sha256": self.manifest_sha(),
+                "workdir": os.path.dirname(os.path.dirname(os.path.abspath(self.path))),
                 "created": utc_now(), "updated": None, "state": "running", "next_wave": 0,
                 "options": {"waves": self.opts.waves, "max_failures": list(self.opts.max_failures),
                             "rollback_wave": self.opts.rollback_wave,
