@@ -1,6 +1,7 @@
 """`pytools rollout` / `pytools fleet status` over real SSH against the simulated fleet."""
 import fcntl
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -358,3 +359,23 @@ def test_two_rollouts_at_once_second_is_refused(make_fleet, packages, cli, tmp_p
     assert first["rec"]["robots"]["robot-001"]["outcome"] == "rolled-back"
     assert current(robot) == "1.0.0" and robot.agent("status")["health"]["ok"]
     assert not os.path.exists(lease)
+
+
+def test_human_output_tells_how_to_continue(make_fleet, packages, tmp_path, capsys):
+    from pytools.cli import main
+    fleet = make_fleet(2)
+    code = main(["rollout", "demo", "1.1.0", "--fleet", fleet.inventory, "--package",
+                 packages.v2, "--workdir", str(tmp_path), "--approval", "external",
+                 "--waves", "canary,100%"])
+    out = capsys.readouterr().out
+    assert code == 4
+    assert "awaiting_approval - waiting for approval of wave '100%'" in out
+    assert re.search(r"robot-001\s+canary\s+activated", out), out
+    assert ("continue with: pytools rollout demo 1.1.0 --fleet %s --package %s --workdir %s "
+            "--resume --approved-by USER" % (fleet.inventory, packages.v2, tmp_path)) in out
+    code = main(["fleet", "status", fleet.inventory])
+    out = capsys.readouterr().out
+    assert code == 0 and "2 robots, 0 unreachable, 0 unhealthy" in out
+    r2 = fleet.robot("robot-002")
+    assert re.search(r"robot-002\s+%s:%d\s+1\.0\.0\s+ok\s+idle" % (re.escape(r2.address), r2.port),
+                     out), out
