@@ -23,7 +23,8 @@ def run_playbook(name, inventory, workdir, extravars=None, limit=None, timeout=1
     try:
         import ansible_runner
     except ImportError:
-        raise PytoolsError("the Ansible transport needs ansible-runner (pip install ansible-runner)")
+        raise PytoolsError("the Ansible transport needs ansible-runner "
+                           "(pip install ansible-runner)")
     state = os.path.abspath(os.path.join(workdir, "ansible"))
     os.makedirs(os.path.join(state, "runner"), exist_ok=True)
     env = {"ANSIBLE_CONFIG": os.path.join(ANSIBLE_DIR, "ansible.cfg"),

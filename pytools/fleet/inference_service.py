@@ -38,7 +38,8 @@ class Model:
         import numpy as np
         import onnxruntime as ort
         if runtime.get("kind") != "onnxruntime":
-            raise RuntimeError("this service runs onnxruntime packages, not %r" % runtime.get("kind"))
+            raise RuntimeError("this service runs onnxruntime packages, not %r"
+                               % runtime.get("kind"))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1

@@ -156,7 +156,8 @@ class SimRobot:
 
     def _need_netns(self, what):
         if not self.netns:
-            raise PytoolsError("cannot %s: this fleet runs on loopback (start it with netns)" % what)
+            raise PytoolsError("cannot %s: this fleet runs on loopback (start it with netns)"
+                               % what)
 
     def agent(self, *args):
         """Run the agent locally (as the robot would), for setup and inspection."""

@@ -109,10 +109,11 @@ class RobotSession:
         for keytype, key in (load_known_hosts(robot.known_hosts).lookup(name) or {}).items():
             client.get_host_keys().add(name, keytype, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        pkey = load_private_key(robot.key_file)
         sock = tcp_socket(robot.host, robot.port, self.connect_timeout, self.io_timeout)
         try:
-            client.connect(robot.host, robot.port, username=robot.user,
-                           pkey=load_private_key(robot.key_file), sock=sock, timeout=self.connect_timeout,
+            client.connect(robot.host, robot.port, username=robot.user, pkey=pkey, sock=sock,
+                           timeout=self.connect_timeout,
                            banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
                            channel_timeout=self.io_timeout, look_for_keys=False,
                            allow_agent=False)

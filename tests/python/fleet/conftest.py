@@ -52,7 +52,7 @@ def make_fleet(tmp_path, packages):
 
 @pytest.fixture
 def cli(capsys):
-    """Run `pytools ARGS --json` in this process; return (exit code, parsed JSON or None, stderr)."""
+    """Run `pytools ARGS --json` in this process; return (exit code, JSON or None, stderr)."""
     def run(*args):
         code = main(list(args) + ["--json"])
         out, err = capsys.readouterr()
