@@ -144,6 +144,11 @@ SCHEMA = {
                 "iterations": {"type": "integer", "minimum": 1},
                 "max_p99_regression_pct": {"type": "number", "minimum": 0}}},
         "publish": PUBLISH_SCHEMA,
+        "rollout": {
+            "type": "object", "additionalProperties": False, "required": ["simulate"],
+            "properties": {"simulate": {"type": "integer", "minimum": 1, "maximum": 50},
+                           "waves": {"type": "string", "minLength": 1},
+                           "max_failures": {"type": ["string", "integer"]}}},
         "tracking": TRACKING_SCHEMA,
     },
 }

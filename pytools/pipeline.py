@@ -13,7 +13,7 @@ from pytools.stages import Workdir, run_stage
 CHECKPOINT_FILE = "checkpoint/checkpoint.pt"
 REPORTS = "reports"
 PACKAGE_DIR = "package"
-STAGES = ["checkpoint", "export", "engine", "parity", "bench", "package", "publish"]
+STAGES = ["checkpoint", "export", "engine", "parity", "bench", "package", "publish", "rollout"]
 
 
 def default_workdir(config):
@@ -234,6 +234,33 @@ class Pipeline:
             return "ran", result, []
 
         return self._run("publish", inputs, action)
+
+    def rollout(self):
+        """Roll the package out to a freshly simulated fleet (`rollout: {simulate: N}`): real sshd
+        robots on loopback, approved automatically; the fleet is stopped afterwards."""
+        spec = dict({"waves": "canary,100%", "max_failures": "0"}, **self.config["rollout"])
+        self.wd.require("package", "run `pytools package` first")
+        inputs = {"manifest": self.wd.output_sha("package", PACKAGE_DIR + "/manifest.json"), "rollout": spec}
+
+        def action():
+            import json
+
+            from pytools.fleet import simulated_rollout
+
+            result = simulated_rollout(self.wd.path(PACKAGE_DIR), self.wd.root, count=spec["simulate"],
+                                       waves=spec["waves"], max_failures=str(spec["max_failures"]))
+            with open(result["record"]) as f:
+                record = json.load(f)
+            manifest = record.get("version"), sorted(record["robots"])
+            self.tracker.log_deployment(self.config["name"], manifest[0], manifest[1], result["record"])
+            status = "ran" if result["state"] == "completed" else "failed"
+            return status, result, [os.path.relpath(result["record"], self.wd.root)]
+
+        result = run_stage(self.wd, "rollout", inputs, action, self.force)
+        if result.status == "failed":
+            raise CheckError("rollout to the simulated fleet halted: %s (record: %s)"
+                             % (result.summary["halt_reason"], result.summary["record"]))
+        return result
 
     def report(self):
         """The HTML report page, rebuilt when the parity, bench or package results change."""

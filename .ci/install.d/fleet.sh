@@ -1,5 +1,5 @@
 # Fleet (issue 4): real OpenSSH sshd for the simulated robots, ip/tc for network namespaces and
-# bandwidth limits, openssl for robot-side signature checks, Ansible for the playbooks.
+# bandwidth limits, openssl for robot-side signature checks (Ansible itself is in requirements.txt).
 # Sourced by .ci/setup as root on a fresh Debian machine; idempotent and quiet.
 fleet_apt=""
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || fleet_apt="$fleet_apt openssh-server"
@@ -19,6 +19,4 @@ if [ -n "$fleet_apt" ] && [ "$(id -u)" = 0 ]; then
   [ -n "$fleet_policy_added" ] && rm -f /usr/sbin/policy-rc.d
 fi
 mkdir -p /run/sshd
-python3 -m pip install -q "ansible-core==2.19.14" "ansible-runner==2.4.3" \
-  "ansible-lint==26.10.1" "vermin==1.9.2"
 unset fleet_apt fleet_policy_added

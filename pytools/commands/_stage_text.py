@@ -33,6 +33,9 @@ def key_numbers(name, summary):
     if name == "publish":
         return "%s %s -> %s (%s: %s)" % (s.get("name"), s.get("version"), s.get("channel"), s.get("backend"),
                                          s.get("url") or s.get("location"))
+    if name == "rollout":
+        done = ", ".join("%d %s" % (n, outcome) for outcome, n in sorted(s.get("outcomes", {}).items()))
+        return "%s to %s simulated robots: %s" % (s.get("state"), s.get("robots"), done)
     return ""
 
 

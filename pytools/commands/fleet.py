@@ -5,8 +5,6 @@ import threading
 
 from pytools.commands import group, leaf
 from pytools.errors import ConfigError
-from pytools.fleet.status import fleet_status, status_table
-from pytools.fleet.transport import SSHTransport
 
 
 def register(subparsers):
@@ -36,6 +34,10 @@ def register(subparsers):
 def handle_status(args):
     if args.concurrency < 1 or args.timeout <= 0:
         raise ConfigError("--concurrency must be >= 1 and --timeout > 0")
+    # paramiko is imported only when a fleet command runs, so every other command starts fast.
+    from pytools.fleet.status import fleet_status, status_table
+    from pytools.fleet.transport import SSHTransport
+
     data = fleet_status(args.inventory, args.concurrency,
                         SSHTransport(connect_timeout=args.timeout, io_timeout=args.timeout,
                                      retries=0))

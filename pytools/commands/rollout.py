@@ -4,10 +4,6 @@ import os
 from pytools.commands import leaf
 from pytools.console import table
 from pytools.errors import CheckError, ConfigError
-from pytools.fleet.ansible_play import AnsibleTransport
-from pytools.fleet.package_server import PackageServer
-from pytools.fleet.rollout import EXIT_AWAITING_APPROVAL, Options, Rollout, tty_prompt
-from pytools.fleet.transport import SSHTransport
 from pytools.fleet.waves import DEFAULT_WAVES
 
 EPILOG = """\
@@ -89,12 +85,17 @@ def handle(args):
     workdir = args.workdir or os.path.join("work", args.name)
     package = args.package or fetch_from_registry(args, workdir)
     if args.pull and not args.dry_run:
+        from pytools.fleet.package_server import PackageServer
+
         with PackageServer(package, args.serve_address) as server:
             return run_rollout(args, workdir, package, server.url)
     return run_rollout(args, workdir, package, args.pull_url)
 
 
 def run_rollout(args, workdir, package, pull_url):
+    # paramiko and ansible-runner are imported only when a rollout runs.
+    from pytools.fleet.rollout import EXIT_AWAITING_APPROVAL, Options, Rollout, tty_prompt
+
     opts = Options(waves=args.waves, max_failures=args.max_failures,
                    rollback_wave=args.rollback_wave,
                    approval="yes" if args.yes else args.approval, approver=args.approved_by,
@@ -104,6 +105,12 @@ def run_rollout(args, workdir, package, pull_url):
     record = Rollout(args.name, args.version, args.fleet, package, workdir, opts).run()
     if record.get("dry_run"):
         return record, plan_text(record)
+    if record["state"] in ("completed", "halted"):
+        from pytools.fleet.rollout import record_path
+        from pytools.tracking import Tracker
+
+        Tracker({"name": args.name, "version": args.version}, workdir).log_deployment(
+            args.name, args.version, sorted(record["robots"]), record_path(workdir, args.name, args.version))
     record = dict(record, exit_code={"halted": CheckError.exit_code,
                                      "awaiting_approval": EXIT_AWAITING_APPROVAL}
                   .get(record["state"], 0))
@@ -111,6 +118,9 @@ def run_rollout(args, workdir, package, pull_url):
 
 
 def make_transport(args, workdir, pull_url):
+    from pytools.fleet.ansible_play import AnsibleTransport
+    from pytools.fleet.transport import SSHTransport
+
     common = {"io_timeout": args.io_timeout, "retries": args.retries}
     if args.transport == "ansible":
         return AnsibleTransport(workdir, **common)

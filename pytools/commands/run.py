@@ -21,6 +21,8 @@ def run(args):
              lambda: pipe.package(args.prerelease, sign_key)]
     if not args.no_publish:
         steps.append(lambda: pipe.publish(args.channel))
+    if "rollout" in pipe.config and not args.no_rollout:
+        steps.append(pipe.rollout)
     results = []
     for step in steps:
         result = step()
@@ -41,7 +43,8 @@ def run(args):
 def register(subparsers):
     p = leaf(subparsers, "run", run, "run the whole chain: checkpoint (fetch or train), export, engine, "
              "parity, bench, package, publish (to the local registry unless `publish:` or "
-             "$PYTOOLS_REGISTRY says otherwise); unchanged stages are skipped as up to date")
+             "$PYTOOLS_REGISTRY says otherwise), and a rollout to a simulated fleet when the config "
+             "has `rollout: {simulate: N}`; unchanged stages are skipped as up to date")
     add_stage_options(p)
     p.add_argument("--prerelease", metavar="TAG", help="pre-release identifiers for the package version")
     p.add_argument("--sign-key", metavar="PEM", help="Ed25519 private key to sign the manifest "
@@ -49,3 +52,5 @@ def register(subparsers):
     p.add_argument("--baseline", metavar="BENCH_JSON", help="benchmark gate against a previous bench.json")
     p.add_argument("--channel", help="registry channel to publish to (default: publish.channel, else dev)")
     p.add_argument("--no-publish", action="store_true", help="stop after the package; publish nothing")
+    p.add_argument("--no-rollout", action="store_true",
+                   help="skip the rollout to a simulated fleet that the config's `rollout:` asks for")

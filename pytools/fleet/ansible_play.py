@@ -9,6 +9,7 @@ import json
 import os
 
 from pytools.errors import PytoolsError
+from pytools.fleet.inventory import ssh_identity_overrides
 from pytools.fleet.transport import SSHTransport
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,7 +37,8 @@ def run_playbook(name, inventory, workdir, extravars=None, limit=None, timeout=1
     result = ansible_runner.run(
         private_data_dir=os.path.join(state, "runner"),
         playbook=os.path.join(ANSIBLE_DIR, "playbooks", name + ".yml"),
-        inventory=os.path.abspath(inventory), extravars=extravars or {}, limit=limit,
+        inventory=os.path.abspath(inventory), extravars=dict(extravars or {}, **ssh_identity_overrides()),
+        limit=limit,
         envvars=env, quiet=True, timeout=timeout, rotate_artifacts=5)
     hosts = {}
     for event in result.events:

@@ -13,10 +13,21 @@ import yaml
 from pytools.errors import ConfigError
 
 
+# A CI system hands the controller its SSH identity through the environment (Jenkins binds the
+# `sshCredentialsId` credential to these); it wins over the inventory, as `ssh -i` would.
+SSH_IDENTITY_ENV = {"MODEL_CICD_SSH_KEY": "ansible_ssh_private_key_file", "MODEL_CICD_SSH_USER": "ansible_user"}
+
+
+def ssh_identity_overrides(environ=None):
+    env = os.environ if environ is None else environ
+    return {var: env[name] for name, var in SSH_IDENTITY_ENV.items() if env.get(name)}
+
+
 class Robot:
     """One robot as the controller sees it."""
 
     def __init__(self, name, hostvars, groups):
+        hostvars = dict(hostvars, **ssh_identity_overrides())
         self.name = name
         self.vars = hostvars
         self.groups = sorted(groups)

@@ -104,3 +104,15 @@ def test_fleet_command_bad_input(cli, tmp_path, monkeypatch, args, message):
         else cli(*args)
     assert code != 0 and message in err and "Traceback" not in err
     assert not (tmp_path / "fleet").exists()
+
+
+def test_ssh_identity_from_the_environment_wins(tmp_path, monkeypatch):
+    """Jenkins binds the fleet's SSH credential to MODEL_CICD_SSH_KEY / MODEL_CICD_SSH_USER."""
+    from pytools.fleet.inventory import Robot
+
+    robot = Robot("r1", {"ansible_user": "pi", "ansible_ssh_private_key_file": "/inv/key"}, [])
+    assert (robot.user, robot.key_file) == ("pi", "/inv/key")
+    monkeypatch.setenv("MODEL_CICD_SSH_KEY", str(tmp_path / "ci_key"))
+    monkeypatch.setenv("MODEL_CICD_SSH_USER", "deploy")
+    robot = Robot("r1", {"ansible_user": "pi", "ansible_ssh_private_key_file": "/inv/key"}, [])
+    assert (robot.user, robot.key_file) == ("deploy", str(tmp_path / "ci_key"))

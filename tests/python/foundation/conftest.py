@@ -31,7 +31,7 @@ def crop_weed(crop_weed_done, tmp_path):
     folder = os.path.join(str(tmp_path), "crop_weed")
     shutil.copytree(crop_weed_done["folder"], folder)
     workdir = os.path.join(str(tmp_path), "work")
-    shutil.copytree(crop_weed_done["workdir"], workdir, copy_function=shutil.copy2)
+    shutil.copytree(crop_weed_done["workdir"], workdir, symlinks=True, copy_function=shutil.copy2)
     return {"config": os.path.join(folder, "model.yaml"), "workdir": workdir, "folder": folder}
 
 

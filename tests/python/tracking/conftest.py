@@ -30,7 +30,7 @@ def scenario(tmp_path_factory):
         workdir = os.path.join(root, "work")
         registry = os.path.join(root, "registry")
         os.environ["PYTOOLS_REGISTRY"] = registry      # `pytools run` publishes there (to dev)
-        assert main(["run", cfg_path, "--workdir", workdir]) == 0
+        assert main(["run", cfg_path, "--workdir", workdir, "--no-rollout"]) == 0
         cfg = config.load(cfg_path)
         package = os.path.join(workdir, "package")
         from pytools.package import read_manifest
@@ -42,6 +42,8 @@ def scenario(tmp_path_factory):
         tracker = tracking.Tracker(cfg, workdir)
         for stage in STAGES:
             state = tracking.read_json(os.path.join(workdir, "state", stage + ".json"))
+            if state is None:  # the rollout below is this fixture's own
+                continue
             inputs, outputs = tracking.stage_io(workdir, stage)
             tracker.log_stage(stage, state["status"], state["summary"], inputs, outputs)
         tracker.log_deployment(cfg["name"], version, ["robot-001", "robot-002", "robot-003"], rollout["record"])
