@@ -26,6 +26,23 @@ class Runner:
         self.close()
 
 
+class PolygraphyRunner(Runner):
+    """A runner that wraps an activated Polygraphy runner (ONNX Runtime, TensorRT)."""
+
+    def __init__(self, runner, output_names):
+        super().__init__(output_names)
+        self._runner = runner
+        self._runner.activate()
+
+    def infer(self, feed):
+        out = self._runner.infer(feed, check_inputs=False)
+        return [out[n] for n in self.output_names]
+
+    def close(self):
+        if self._runner.is_active:
+            self._runner.deactivate()
+
+
 def quiet_polygraphy():
     """Polygraphy logs to stdout, which would corrupt `--json` output: keep it to errors."""
     from polygraphy.logger import G_LOGGER
