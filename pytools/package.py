@@ -12,7 +12,7 @@ import posixpath
 import shutil
 
 from pytools.errors import CheckError, PytoolsError
-from pytools.hashing import atomic_write_bytes, sha256_file
+from pytools.hashing import atomic_write_bytes, file_digests, sha256_file
 
 SCHEMA = "model-cicd/package@1"
 MANIFEST = "manifest.json"
@@ -36,7 +36,7 @@ def check_relative_path(path):
 
 def file_entry(root, rel, role):
     full = os.path.join(root, rel)
-    return {"path": rel, "size": os.path.getsize(full), "sha256": sha256_file(full), "role": role}
+    return dict(file_digests(full), path=rel, size=os.path.getsize(full), role=role)
 
 
 def utc_now():

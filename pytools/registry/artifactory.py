@@ -3,7 +3,8 @@
 Layout `<repo>/<model>/<version>/<platform>/...`, one repository per channel. Each file is first
 offered by checksum (`X-Checksum-Deploy`: no body is sent when the server already holds the
 sha256); otherwise it is streamed from disk (memory stays flat) with its sha256 in
-`X-Checksum-Sha256`, which the server checks (small files carry md5 and sha1 headers too). The
+`X-Checksum-Sha256`, `-Sha1` and `-Md5` (from the manifest, or computed for small files), which
+the server checks. The
 manifest goes last, so a version is never visible half-published; on a failure the partial
 folder is deleted. Properties on every file make
 packages searchable with AQL; promotion is a server-side copy (or move) plus a promotion record
@@ -31,9 +32,9 @@ from pytools.registry.settings import artifactory_credentials
 
 # Like the JFrog CLI: smaller files are cheaper to send than to look up first.
 CHECKSUM_DEPLOY_MIN = 10 * 1024
-# Below this, md5 and sha1 are computed and sent as headers too. Above it only sha256 (already
-# verified against the manifest) is sent: md5+sha1 of a multi-GB engine cost more CPU than the
-# upload itself on a 2-core agent, and the server computes and stores all three anyway.
+# Below this, a file is read into memory and md5/sha1 are computed on the spot. Above it they come
+# from the manifest (written when the package was built): hashing a multi-GB engine again here
+# would cost more CPU than the upload itself on a 2-core agent.
 SMALL_FILE = 1 << 20
 
 
@@ -175,7 +176,7 @@ class ArtifactoryRegistry(Registry):
         try:
             for item in manifest["files"]:
                 sent += self._deploy_file(folder / item["path"], os.path.join(package_dir, item["path"]),
-                                          item["size"], item["sha256"], props)
+                                          item["size"], item["sha256"], props, item.get("md5"), item.get("sha1"))
             verification.wait()  # hashing overlapped the uploads; nothing is visible yet
             build = self._record_build(manifest, channel, props)
             extra = [SIGNATURE] if os.path.exists(os.path.join(package_dir, SIGNATURE)) else []
@@ -194,7 +195,7 @@ class ArtifactoryRegistry(Registry):
         except Exception:  # the original failure is what the user must see
             pass
 
-    def _deploy_file(self, target, path, size, sha256, props):
+    def _deploy_file(self, target, path, size, sha256, props, md5=None, sha1=None):
         """Deploy one file; return how many body bytes were sent (0 for a checksum deploy)."""
         what = "deploy %s" % target.path_in_repo
         if size >= CHECKSUM_DEPLOY_MIN:
@@ -207,9 +208,9 @@ class ArtifactoryRegistry(Registry):
                     raise self._explain(what, exc)
             except requests.RequestException as exc:
                 raise self._explain(what, exc)
-        return self._call(what, lambda: self._upload(target, path, size, sha256, props))
+        return self._call(what, lambda: self._upload(target, path, size, sha256, props, md5, sha1))
 
-    def _upload(self, target, path, size, sha256, props):
+    def _upload(self, target, path, size, sha256, props, md5=None, sha1=None):
         with open(path, "rb") as f:
             if size < SMALL_FILE:
                 data = f.read()
@@ -217,10 +218,11 @@ class ArtifactoryRegistry(Registry):
                               sha1=hashlib.sha1(data).hexdigest(), sha256=sha256,
                               parameters=props, quote_parameters=True)
                 return len(data)
-            # streamed from disk; the server checks the body against X-Checksum-Sha256
+            # streamed from disk; the server checks the body against every X-Checksum-* header
+            # (md5/sha1 come from the manifest, computed once when the package was built)
             with Progress(target.name[:10], size) as bar:
-                target.deploy(ProgressReader(f, size, bar), sha256=sha256, parameters=props,
-                              quote_parameters=True)
+                target.deploy(ProgressReader(f, size, bar), md5=md5, sha1=sha1, sha256=sha256,
+                              parameters=props, quote_parameters=True)
         stored = target.stat()
         if (stored.sha256, stored.size) != (sha256, size):
             target.unlink(missing_ok=True)

@@ -68,6 +68,7 @@ class ArtifactoryServer(object):
         self.anonymous_read = anonymous_read  # like Artifactory's "Allow Anonymous Access" for reads
         self.faults = []
         self.log = []  # (method, path, body bytes received, status)
+        self.checksum_headers = {}  # repo path -> the X-Checksum-* headers its last deploy carried
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"app": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -346,8 +347,10 @@ class _Handler(BaseHTTPRequestHandler):
                     f.write(block)
                 self._read_body(sink=sink)
             md5, sha1, sha256 = (h.hexdigest() for h in hashes)
-            for header, actual, kind in (("X-Checksum-Sha256", sha256, "sha256"), ("X-Checksum-Sha1", sha1, "sha1"),
-                                         ("X-Checksum-Md5", md5, "md5")):
+            checks = (("X-Checksum-Sha256", sha256, "sha256"), ("X-Checksum-Sha1", sha1, "sha1"),
+                      ("X-Checksum-Md5", md5, "md5"))
+            self.app.checksum_headers[target] = sorted(h for h, _, _ in checks if self.headers.get(h))
+            for header, actual, kind in checks:
                 sent = self.headers.get(header)
                 if sent and sent.lower() != actual:
                     raise HttpError(409, "Checksum error for '%s': received %s '%s' but actual is '%s'"

@@ -230,3 +230,15 @@ def test_anonymous_reads_when_allowed(tmp_path):
         assert requests.get(server.url + "/models-dev/a.bin", timeout=10).content == b"abc"
         refused = requests.put(server.url + "/models-dev/b.bin", data=b"x", timeout=10)
         assert refused.status_code == 401
+
+
+def test_streamed_uploads_carry_md5_sha1_and_sha256(artifactory, make_package):
+    """A large file is streamed, yet still carries all three checksum headers (from the manifest),
+    and the server checks each against the bytes it received."""
+    registry = artifactory_registry(artifactory)
+    result = registry.publish(big_package(make_package, "4.0.0"))
+    onnx = [p for p in artifactory.checksum_headers if p.endswith("/4.0.0/onnxruntime/model.onnx")]
+    assert onnx, sorted(artifactory.checksum_headers)
+    assert artifactory.checksum_headers[onnx[0]] == ["X-Checksum-Md5", "X-Checksum-Sha1", "X-Checksum-Sha256"]
+    stat = ArtifactoryPath(result["location"] + "/model.onnx", token="test-token").stat()
+    assert stat.size > (1 << 20)
