@@ -14,7 +14,7 @@ import traceback
 import warnings
 
 from pytools import config as cfg
-from pytools.errors import CheckError, PytoolsError
+from pytools.errors import CheckError
 
 TS_FILE, ONNX_FILE, SIM_FILE = "export/model.ts", "export/model.onnx", "export/model.sim.onnx"
 
@@ -74,16 +74,16 @@ def export(config, model, checkpoint_sha, wd):
     inputs = example_inputs(config)
     check_eager(config, model, inputs)
     _torchscript(config, model, inputs, wd.path(TS_FILE))
-    onnx_summary = _onnx(config, model, inputs, wd.path(ONNX_FILE))
     meta = {"model_name": config["name"], "model_version": config["version"],
             "checkpoint_sha256": checkpoint_sha, "producer": "model-cicd pytools"}
-    _set_metadata(wd.path(ONNX_FILE), meta)
+    proto = _onnx(config, model, inputs, wd.path(ONNX_FILE), meta)
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
     outputs = [TS_FILE, ONNX_FILE]
     summary = {"torchscript": config["export"]["torchscript"], "exporter": config["export"]["exporter"],
-               "opset": onnx_summary["opset"], "nodes": onnx_summary["nodes"], "simplified": False,
+               "opset": opset, "nodes": len(proto.graph.node), "simplified": False,
                "torch_version": torch.__version__}
     if config["export"]["simplify"]:
-        summary.update(_simplify(config, wd.path(ONNX_FILE), wd.path(SIM_FILE), meta))
+        summary.update(_simplify(config, proto, wd.path(SIM_FILE), meta))
         summary["simplified"] = True
         outputs.append(SIM_FILE)
     return summary, outputs
@@ -149,7 +149,8 @@ def _call_site(model, inputs, op_name):
     return found[0] if found else None
 
 
-def _onnx(config, model, inputs, path):
+def _onnx(config, model, inputs, path, meta):
+    """Export, check (full) and stamp the metadata; the model is loaded once and returned."""
     import onnx
     import torch
 
@@ -172,14 +173,14 @@ def _onnx(config, model, inputs, path):
                              % (ex["exporter"], ex["opset"], op, ", called at " + site if site else ""))
         raise CheckError("export: ONNX export failed: %s" % str(exc).strip().splitlines()[0])
     try:
-        onnx.checker.check_model(tmp, full_check=True)
+        proto = onnx.load(tmp)
+        onnx.checker.check_model(proto if proto.ByteSize() < (2 << 30) - 1 else tmp, full_check=True)
     except Exception as exc:
-        _remove(tmp)
         raise CheckError("export: onnx.checker rejected the exported model: %s" % str(exc).strip().splitlines()[0])
-    os.replace(tmp, path)
-    model_proto = onnx.load(path, load_external_data=False)
-    opset = max((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
-    return {"opset": opset, "nodes": len(model_proto.graph.node)}
+    finally:
+        _remove(tmp)
+    _save(proto, meta, path)
+    return proto
 
 
 def _apply_metadata(model, meta):
@@ -189,21 +190,19 @@ def _apply_metadata(model, meta):
         prop.key, prop.value = key, str(value)
 
 
-def _set_metadata(path, meta):
+def _save(proto, meta, path):
     import onnx
 
-    model = onnx.load(path)
-    _apply_metadata(model, meta)
+    _apply_metadata(proto, meta)
     tmp = path + ".partial"
-    onnx.save(model, tmp)
+    onnx.save(proto, tmp)
     os.replace(tmp, path)
 
 
-def _simplify(config, src, dest, meta):
-    import onnx
+def _simplify(config, model, dest, meta):
+    """onnxsim with its own output check (random inputs through both models)."""
     import onnxsim
 
-    model = onnx.load(src)
     test_shapes = {s["name"]: cfg.concrete_shape(s, config) for s in config["inputs"]}
     try:
         with quiet_fds():
@@ -212,14 +211,7 @@ def _simplify(config, src, dest, meta):
         raise CheckError("export: onnxsim failed: %s" % str(exc).strip().splitlines()[0])
     if not ok:
         raise CheckError("export: onnxsim's own check found the simplified model's outputs differ")
-    try:
-        onnx.checker.check_model(simplified, full_check=True)
-    except Exception as exc:
-        raise PytoolsError("export: onnx.checker rejected the simplified model: %s" % str(exc).splitlines()[0])
-    _apply_metadata(simplified, meta)
-    tmp = dest + ".partial"
-    onnx.save(simplified, tmp)
-    os.replace(tmp, dest)
+    _save(simplified, meta, dest)
     return {"nodes_simplified": len(simplified.graph.node)}
 
 
