@@ -175,7 +175,6 @@ def bench_parity_throughput():
 
 
 def bench_parity_memory():
-    sys.path.insert(0, os.path.join(REPO, "tests", "python"))
     from pytools import config, parity
     from pytools.pipeline import Pipeline
 

@@ -224,9 +224,6 @@ class Config(dict):
         """A path from the config, relative to the config file's folder."""
         return rel if os.path.isabs(rel) else os.path.normpath(os.path.join(self.base_dir, rel))
 
-    def section_hash_input(self, *keys):
-        return {k: self.get(k) for k in keys}
-
 
 def load(path):
     try:

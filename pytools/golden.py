@@ -36,6 +36,39 @@ def random_feed(config, n, seed):
     return feed
 
 
+def _where(config):
+    return "%s: parity.inputs.path" % config.path
+
+
+def list_images(config):
+    """The image files of an `images` source, sorted by name."""
+    if len(config["inputs"]) != 1:
+        raise ConfigError("%s: an image folder feeds exactly one input" % _where(config))
+    folder = config.resolve(config["parity"]["inputs"]["path"])
+    if not os.path.isdir(folder):
+        raise ConfigError("%s: %s is not a folder" % (_where(config), folder))
+    images = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTS))
+    if not images:
+        raise ConfigError("%s: no images (%s) in %s" % (_where(config), ", ".join(IMAGE_EXTS), folder))
+    return images
+
+
+def fingerprint(config):
+    """What the cache hashes: the spec, plus name/size/mtime of the files it reads. It only stats
+    the files: an up-to-date run must not load arrays it will not use."""
+    spec = config["parity"]["inputs"]
+    files = []
+    if spec["source"] != "random":
+        names = list_images(config) if spec["source"] == "images" else [config.resolve(spec["path"])]
+        for name in names:
+            try:
+                st = os.stat(name)
+            except OSError as exc:
+                raise ConfigError("%s: cannot read %s: %s" % (_where(config), name, exc.strerror))
+            files.append([os.path.basename(name), st.st_size, st.st_mtime_ns])
+    return {"spec": spec, "files": files, "inputs": config["inputs"], "dims": config["dims"]}
+
+
 class GoldenInputs:
     def __init__(self, config):
         self.config = config
@@ -51,7 +84,7 @@ class GoldenInputs:
             self._arrays = self._load_arrays()
             self.samples = len(next(iter(self._arrays.values())))
         elif self.source == "images":
-            self._images = self._list_images()
+            self._images = list_images(config)
             self.samples = len(self._images)
         else:
             self.samples = self.spec["samples"]
@@ -66,17 +99,6 @@ class GoldenInputs:
                 "images": "images from %s" % self.spec.get("path")}[self.source]
         return {"source": self.source, "path": self.spec.get("path"), "samples": self.samples,
                 "batch_size": self.batch_size, "weak_evidence": self.weak_evidence, "description": text}
-
-    def fingerprint(self):
-        """What the cache hashes: the spec, plus name/size/mtime of the files it reads."""
-        files = []
-        if self.source != "random":
-            path = self.config.resolve(self.spec["path"])
-            names = self._images if self._images is not None else [path]
-            for name in names:
-                st = os.stat(name)
-                files.append([os.path.basename(name), st.st_size, st.st_mtime_ns])
-        return {"spec": self.spec, "files": files, "inputs": self.inputs, "dims": self.config["dims"]}
 
     def batches(self, limit=None):
         """Yield (offset, feed) with feed an {input name: array} dict in config order."""
@@ -96,7 +118,7 @@ class GoldenInputs:
         return random_feed(self.config, n, [self.spec["seed"], offset])
 
     def _where(self):
-        return "%s: parity.inputs.path" % self.config.path
+        return _where(self.config)
 
     def _load_arrays(self):
         np = _np()
@@ -129,17 +151,6 @@ class GoldenInputs:
         if len(counts) != 1 or 0 in counts:
             raise ConfigError("%s: arrays must hold the same, non-zero number of samples" % self._where())
         return arrays
-
-    def _list_images(self):
-        if len(self.inputs) != 1:
-            raise ConfigError("%s: an image folder feeds exactly one input" % self._where())
-        folder = self.config.resolve(self.spec["path"])
-        if not os.path.isdir(folder):
-            raise ConfigError("%s: %s is not a folder" % (self._where(), folder))
-        images = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTS))
-        if not images:
-            raise ConfigError("%s: no images (%s) in %s" % (self._where(), ", ".join(IMAGE_EXTS), folder))
-        return images
 
     def _image(self, path):
         from PIL import Image

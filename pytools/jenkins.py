@@ -120,9 +120,6 @@ class Release:
 
     # -- operations
 
-    def whoami(self):
-        return self._call("who am I", self.server.get_whoami)
-
     def running_jobs(self):
         """Jobs with a build in progress (a paused pipeline counts: its ball is animated)."""
         jobs = self._call("list jobs", self.server.get_all_jobs)

@@ -21,7 +21,7 @@ def git_commit(config):
     return git_output(["rev-parse", "HEAD"], config.base_dir)
 
 
-def full_version(config, prerelease=None):
+def full_version(config, prerelease, commit):
     """`1.4.0` + `-mr.42` (merge-request builds) + `+git.<sha7>.build.<n>` build metadata."""
     version = config["version"]
     if prerelease:
@@ -33,7 +33,6 @@ def full_version(config, prerelease=None):
         version = "%s%s%s%s%s" % (base, "." if "-" in base else "-", prerelease, plus, meta)
     if "+" not in version:
         meta = []
-        commit = git_commit(config)
         if commit:
             meta.append("git." + commit[:7])
         if os.environ.get("BUILD_NUMBER", "").isdigit():
@@ -59,7 +58,7 @@ def io_spec(specs, kinds=False):
     return out
 
 
-def assemble(pipeline, version, sign_key=None, tracking_runs=()):
+def assemble(pipeline, version, commit, sign_key=None, tracking_runs=()):
     cfg, wd = pipeline.config, pipeline.wd
     export_state, engine_state = wd.state("export"), wd.state("engine") or {}
     onnx_file = export.SIM_FILE if cfg["export"]["simplify"] else export.ONNX_FILE
@@ -83,7 +82,7 @@ def assemble(pipeline, version, sign_key=None, tracking_runs=()):
     parity_state, bench_state = wd.state("parity"), wd.state("bench")
     fields = {
         "name": cfg["name"], "version": version, "description": cfg.get("description", ""),
-        "git_commit": git_commit(cfg), "build_url": os.environ.get("BUILD_URL"),
+        "git_commit": commit, "build_url": os.environ.get("BUILD_URL"),
         "platform": platform, "runtime": runtime,
         "lineage": {"checkpoint_sha256": hashes["checkpoint"], "torchscript_sha256": hashes["torchscript"],
                     "onnx_sha256": hashes["onnx"], "onnx_simplified_sha256": hashes["onnx_simplified"],

@@ -128,28 +128,27 @@ class Pipeline:
         return self._run("export", inputs, action)
 
     def engine(self):
-        from pytools import engine, export
-        from pytools.golden import GoldenInputs
+        from pytools import engine, export, golden
 
         self.wd.require("export", "run `pytools export` first")
         onnx_file = export.SIM_FILE if self.config["export"]["simplify"] else export.ONNX_FILE
         inputs = dict(self._section("engine", "dims", "inputs"), onnx=self.wd.output_sha("export", onnx_file),
                       tensorrt=engine.tensorrt_version())
         if self.config["engine"]["precision"] == "int8":
-            inputs["calibration"] = GoldenInputs(self.config).fingerprint()
+            inputs["calibration"] = golden.fingerprint(self.config)
 
         def action():
-            golden = GoldenInputs(self.config)
-            limit = self.config["engine"]["calibration_batches"] * golden.batch_size
-            return engine.build(self.config, self.wd, (feed for _, feed in golden.batches(limit=limit)))
+            calibration = golden.GoldenInputs(self.config)
+            limit = self.config["engine"]["calibration_batches"] * calibration.batch_size
+            return engine.build(self.config, self.wd, (feed for _, feed in calibration.batches(limit=limit)))
 
         return self._run("engine", inputs, action)
 
     def parity(self):
-        from pytools.golden import GoldenInputs
+        from pytools import golden
 
         inputs = dict(self._section("parity", "outputs", "model"), artifacts=self.artifact_hashes(),
-                      model_source=self.model_source_sha(), golden=GoldenInputs(self.config).fingerprint(),
+                      model_source=self.model_source_sha(), golden=golden.fingerprint(self.config),
                       engine_status=(self.wd.state("engine") or {}).get("status"))
 
         def action():
@@ -199,13 +198,14 @@ class Pipeline:
             raise CheckError("refusing to package: parity failed (pass --allow-failed-parity to package "
                              "it anyway; the manifest will say so)")
         self.wd.require("bench", "run `pytools bench` first")
-        version = packaging.full_version(self.config, prerelease)
+        commit = packaging.git_commit(self.config)
+        version = packaging.full_version(self.config, prerelease, commit)
         inputs = {"stages": states, "version": version, "name": self.config["name"],
-                  "sign_key": packaging.key_fingerprint(sign_key), "git": packaging.git_commit(self.config),
+                  "sign_key": packaging.key_fingerprint(sign_key), "git": commit,
                   "build_url": os.environ.get("BUILD_URL"), "allow_failed_parity": allow_failed_parity}
 
         def action():
-            manifest = packaging.assemble(self, version, sign_key, self.tracker.runs())
+            manifest = packaging.assemble(self, version, commit, sign_key, self.tracker.runs())
             files = [PACKAGE_DIR + "/" + f["path"] for f in manifest["files"]] + [PACKAGE_DIR + "/manifest.json"]
             if sign_key:
                 files.append(PACKAGE_DIR + "/manifest.json.sig")
@@ -251,8 +251,8 @@ class Pipeline:
                                        waves=spec["waves"], max_failures=str(spec["max_failures"]))
             with open(result["record"]) as f:
                 record = json.load(f)
-            manifest = record.get("version"), sorted(record["robots"])
-            self.tracker.log_deployment(self.config["name"], manifest[0], manifest[1], result["record"])
+            self.tracker.log_deployment(self.config["name"], record.get("version"), sorted(record["robots"]),
+                                        result["record"])
             status = "ran" if result["state"] == "completed" else "failed"
             return status, result, [os.path.relpath(result["record"], self.wd.root)]
 

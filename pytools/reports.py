@@ -80,14 +80,14 @@ def write_parity(report, folder):
     import numpy as np
 
     os.makedirs(folder, exist_ok=True)
-    worst = report.pop("worst_samples", {})
     arrays = {}
-    for key, (ref, out) in worst.items():
+    for key, (ref, out) in report.get("worst_samples", {}).items():
         arrays[key + "/reference"], arrays[key + "/value"] = ref, out
     tmp = os.path.join(folder, "parity_worst.partial.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, os.path.join(folder, "parity_worst.npz"))
-    atomic_write_json(os.path.join(folder, "parity.json"), report)
+    atomic_write_json(os.path.join(folder, "parity.json"),
+                      {k: v for k, v in report.items() if k != "worst_samples"})
     atomic_write_bytes(os.path.join(folder, "parity.xml"), parity_junit(report))
     atomic_write_bytes(os.path.join(folder, "parity.md"), parity_markdown(report).encode())
     return ["parity.json", "parity.xml", "parity.md", "parity_worst.npz"]

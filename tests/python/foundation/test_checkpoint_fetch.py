@@ -147,12 +147,18 @@ def https_server(tmp_path):
     server.server_close()
 
 
+def https_config(https_server, model_dir, url_path, body, sha256):
+    """Serve `body` at `url_path` and write a config that fetches it with `sha256`."""
+    if body is not None:
+        https_server["files"][url_path] = body
+    return write_config(model_dir, checkpoint={"url": https_server["url"] + url_path, "sha256": sha256})
+
+
 @pytest.mark.timeout(60)
 def test_fetch_https(cli, model_dir, tiny_checkpoint, tmp_path, https_server, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", https_server["cert"])
-    https_server["files"]["/models/tiny.pt"] = open(tiny_checkpoint, "rb").read()
-    path = write_config(model_dir, checkpoint={"url": https_server["url"] + "/models/tiny.pt",
-                                               "sha256": sha(tiny_checkpoint)})
+    path = https_config(https_server, model_dir, "/models/tiny.pt", open(tiny_checkpoint, "rb").read(),
+                        sha(tiny_checkpoint))
     res = cli("checkpoint", "fetch", path, "--workdir", tmp_path / "w")
     assert res.code == 0, res.err
     assert sha(tmp_path / "w" / "checkpoint" / "checkpoint.pt") == sha(tiny_checkpoint)
@@ -161,8 +167,7 @@ def test_fetch_https(cli, model_dir, tiny_checkpoint, tmp_path, https_server, mo
 @pytest.mark.timeout(60)
 def test_https_certificate_is_verified(cli, model_dir, tiny_checkpoint, tmp_path, https_server, monkeypatch):
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    https_server["files"]["/tiny.pt"] = open(tiny_checkpoint, "rb").read()
-    path = write_config(model_dir, checkpoint={"url": https_server["url"] + "/tiny.pt", "sha256": sha(tiny_checkpoint)})
+    path = https_config(https_server, model_dir, "/tiny.pt", open(tiny_checkpoint, "rb").read(), sha(tiny_checkpoint))
     res = cli("checkpoint", "fetch", path, "--workdir", tmp_path / "w")
     assert res.code != 0 and "CERTIFICATE_VERIFY_FAILED" in res.error_line
 
@@ -170,9 +175,8 @@ def test_https_certificate_is_verified(cli, model_dir, tiny_checkpoint, tmp_path
 @pytest.mark.timeout(60)
 def test_interrupted_download_leaves_nothing(cli, model_dir, tiny_checkpoint, tmp_path, https_server, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", https_server["cert"])
-    https_server["files"]["/tiny.pt.truncated"] = open(tiny_checkpoint, "rb").read()
-    path = write_config(model_dir, checkpoint={"url": https_server["url"] + "/tiny.pt.truncated",
-                                               "sha256": sha(tiny_checkpoint)})
+    path = https_config(https_server, model_dir, "/tiny.pt.truncated", open(tiny_checkpoint, "rb").read(),
+                        sha(tiny_checkpoint))
     res = cli("checkpoint", "fetch", path, "--workdir", tmp_path / "w")
     assert res.code != 0 and "checkpoint download" in res.error_line
     assert os.listdir(tmp_path / "w" / "checkpoint") == []
@@ -182,6 +186,6 @@ def test_interrupted_download_leaves_nothing(cli, model_dir, tiny_checkpoint, tm
 @pytest.mark.timeout(60)
 def test_http_error_is_one_line(cli, model_dir, tmp_path, https_server, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", https_server["cert"])
-    path = write_config(model_dir, checkpoint={"url": https_server["url"] + "/missing.pt", "sha256": "1" * 64})
+    path = https_config(https_server, model_dir, "/missing.pt", None, "1" * 64)
     res = cli("checkpoint", "fetch", path, "--workdir", tmp_path / "w")
     assert res.code != 0 and "HTTP 404" in res.error_line
