@@ -24,11 +24,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pytools.fleet.demo import PAYLOAD, make_demo_package  # noqa: E402
 from pytools.fleet.rollout import Options, Rollout  # noqa: E402
-from pytools.fleet.simulate import SimulatedFleet  # noqa: E402
+from pytools.fleet.sim.demo import PAYLOAD, make_demo_package  # noqa: E402
+from pytools.fleet.sim.simulate import SimulatedFleet  # noqa: E402
 from pytools.fleet.status import fleet_status  # noqa: E402
-from pytools.fleet.transport import SSHTransport  # noqa: E402
+from pytools.fleet.transports.ssh import SSHTransport  # noqa: E402
 
 RESULTS = []
 

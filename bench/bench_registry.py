@@ -21,7 +21,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
-from pytools.package import write_package  # noqa: E402
+from pytools.core.package import write_package  # noqa: E402
 from pytools.registry import open_registry  # noqa: E402
 
 TOKEN = "test-token"

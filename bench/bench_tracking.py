@@ -18,8 +18,8 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
-from pytools.hashing import sha256_file  # noqa: E402
-from pytools.tracking import Tracker, artifact_item  # noqa: E402
+from pytools.core.hashing import sha256_file  # noqa: E402
+from pytools.tracking.wandb_tracker import Tracker, artifact_item  # noqa: E402
 
 
 def best(fn, rounds):

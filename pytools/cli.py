@@ -6,8 +6,8 @@ import sys
 import traceback
 
 from pytools import __version__, commands
-from pytools.console import emit
-from pytools.errors import PytoolsError
+from pytools.core.console import emit
+from pytools.core.errors import PytoolsError
 
 
 def build_parser():

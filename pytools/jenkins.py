@@ -17,8 +17,8 @@ from urllib.parse import quote
 import jenkins
 import requests
 
-from pytools.errors import ConfigError, PytoolsError
-from pytools.package import read_manifest
+from pytools.core.errors import ConfigError, PytoolsError
+from pytools.core.package import read_manifest
 
 DEFAULT_CONFIG = os.path.join("~", ".config", "pytools", "jenkins.ini")
 TIMEOUT_S = 15

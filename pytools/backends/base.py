@@ -1,5 +1,7 @@
-"""The runner interface and the factory that picks a backend by name."""
-import os
+"""The runner interface and the factory that picks a backend by name (`pytools.core.backends`)."""
+import importlib
+
+from pytools.core.backends import RUNNERS
 
 
 class BackendUnavailable(Exception):
@@ -12,6 +14,12 @@ class Runner:
 
     def __init__(self, output_names):
         self.output_names = list(output_names)
+
+    @classmethod
+    def open(cls, config, wd, model=None):
+        """The runner for a work directory's artifacts; raises BackendUnavailable with the reason
+        it cannot run here. `model` is the eager module (only the reference needs it)."""
+        raise NotImplementedError
 
     def infer(self, feed):
         raise NotImplementedError
@@ -51,28 +59,18 @@ def quiet_polygraphy():
     G_LOGGER.colors = False
 
 
+def output_names(config):
+    return [o["name"] for o in config["outputs"]]
+
+
+def runner_class(name):
+    try:
+        module, cls = RUNNERS[name].split(":")
+    except KeyError:
+        raise ValueError("unknown backend %r" % name)
+    return getattr(importlib.import_module(module), cls)
+
+
 def open_runner(name, config, wd, model=None):
     """`model` is the eager PyTorch module (needed only for the 'torch' reference)."""
-    from pytools import engine, export
-
-    outputs = [o["name"] for o in config["outputs"]]
-    if name == "torch":
-        from pytools.backends.torch_eager import TorchRunner
-        return TorchRunner(model, outputs)
-    if name == "torchscript":
-        from pytools.backends.torch_eager import TorchScriptRunner
-        return TorchScriptRunner(wd.path(export.TS_FILE), outputs)
-    if name in ("onnxruntime", "onnxruntime-simplified"):
-        path = wd.path(export.SIM_FILE if name.endswith("simplified") else export.ONNX_FILE)
-        if not os.path.exists(path):
-            raise BackendUnavailable("no %s (export.simplify is off)" % os.path.basename(path))
-        from pytools.backends.onnxruntime import OnnxRuntimeRunner
-        return OnnxRuntimeRunner(path, outputs, name)
-    if name == "tensorrt":
-        state = wd.state("engine") or {}
-        if state.get("status") != "ran" or not os.path.exists(wd.path(engine.PLAN_FILE)):
-            raise BackendUnavailable(state.get("summary", {}).get("reason")
-                                     or "no TensorRT engine was built")
-        from pytools.backends.tensorrt import TensorRTRunner
-        return TensorRTRunner(wd.path(engine.PLAN_FILE), outputs, state["summary"]["precision"])
-    raise ValueError("unknown backend %r" % name)
+    return runner_class(name).open(config, wd, model)

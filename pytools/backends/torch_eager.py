@@ -1,5 +1,6 @@
 """PyTorch eager (the parity reference) and TorchScript runners."""
-from pytools.backends.base import Runner
+from pytools.backends.base import Runner, output_names
+from pytools.core.workdir import TS_FILE
 
 
 class TorchRunner(Runner):
@@ -11,6 +12,10 @@ class TorchRunner(Runner):
 
         self._torch = torch
         self.module = module.eval()
+
+    @classmethod
+    def open(cls, config, wd, model=None):
+        return cls(model, output_names(config))
 
     def infer(self, feed):
         torch = self._torch
@@ -27,3 +32,7 @@ class TorchScriptRunner(TorchRunner):
         import torch
 
         super().__init__(torch.jit.load(path, map_location="cpu"), output_names)
+
+    @classmethod
+    def open(cls, config, wd, model=None):
+        return cls(wd.path(TS_FILE), output_names(config))

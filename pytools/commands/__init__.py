@@ -20,7 +20,11 @@ def leaf(subparsers, name, handler, help, description=None):
 
 
 def group(subparsers, name, help):
-    """Add a command that only holds sub-commands (e.g. `pytools config check`)."""
-    parser = subparsers.add_parser(name, help=help, description=help)
-    parser.set_defaults(handler=None, group_parser=parser)
-    return parser.add_subparsers(title="commands", metavar="COMMAND")
+    """Add a command that only holds sub-commands (e.g. `pytools config check`); a second call
+    with the same name (two modules adding to `pytools package`) returns the same group."""
+    parser = subparsers.choices.get(name)
+    if parser is None:
+        parser = subparsers.add_parser(name, help=help, description=help)
+        parser.set_defaults(handler=None, group_parser=parser)
+        parser.sub_commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    return parser.sub_commands

@@ -1,8 +1,8 @@
 """`pytools alias NAME [ALIAS [VERSION]]`: list, show or set a model's aliases."""
 from pytools.commands import leaf
-from pytools.console import table
-from pytools.errors import PytoolsError
-from pytools.registry.cli import add_registry_options, registry_from_args
+from pytools.core.console import table
+from pytools.core.errors import PytoolsError
+from pytools.commands._registry import add_registry_options, registry_from_args
 
 
 def register(subparsers):

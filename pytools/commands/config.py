@@ -3,7 +3,8 @@ from pytools.commands import group, leaf
 
 
 def check(args):
-    from pytools import config, model
+    from pytools.core import config
+    from pytools.build import model
 
     cfg = config.load(args.file)
     if not args.no_import:

@@ -1,6 +1,6 @@
 """`pytools fetch NAME [SPEC]`: download a package, every file verified before it is handed over."""
 from pytools.commands import leaf
-from pytools.registry.cli import add_registry_options, registry_from_args
+from pytools.commands._registry import add_registry_options, registry_from_args
 
 
 def register(subparsers):

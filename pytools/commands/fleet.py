@@ -4,7 +4,7 @@ import signal
 import threading
 
 from pytools.commands import group, leaf
-from pytools.errors import ConfigError
+from pytools.core.errors import ConfigError
 
 
 def register(subparsers):
@@ -36,7 +36,7 @@ def handle_status(args):
         raise ConfigError("--concurrency must be >= 1 and --timeout > 0")
     # paramiko is imported only when a fleet command runs, so every other command starts fast.
     from pytools.fleet.status import fleet_status, status_table
-    from pytools.fleet.transport import SSHTransport
+    from pytools.fleet.transports.ssh import SSHTransport
 
     data = fleet_status(args.inventory, args.concurrency,
                         SSHTransport(connect_timeout=args.timeout, io_timeout=args.timeout,
@@ -46,8 +46,8 @@ def handle_status(args):
 
 
 def handle_simulate(args):
-    from pytools.fleet.simulate import SimulatedFleet
-    from pytools.package import read_manifest
+    from pytools.fleet.sim.simulate import SimulatedFleet
+    from pytools.core.package import read_manifest
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *a: stop.set())

@@ -2,7 +2,8 @@
 import os
 
 from pytools.commands import leaf
-from pytools.registry.cli import add_registry_options
+from pytools.commands._registry import add_registry_options, existing_registry_from_args
+from pytools.core.workdir import PACKAGE_DIR, ROLLOUTS_DIR, default_workdir
 
 EPILOG = """\
 sources: the registry (--registry / $PYTOOLS_REGISTRY / the config's publish: section), the work
@@ -26,16 +27,16 @@ def add_source_options(parser):
 
 
 def rollout_dirs(args):
-    return [os.path.join(args.workdir or os.path.join("work", args.name), "rollouts")] + list(args.rollouts)
+    return [os.path.join(args.workdir or default_workdir(args.name), ROLLOUTS_DIR)] + list(args.rollouts)
 
 
 def handle(args):
-    from pytools import lineage
+    from pytools.tracking import lineage
 
-    registry = lineage.open_local_or_remote_registry(args)
-    workdir = args.workdir or os.path.join("work", args.name)
+    registry = existing_registry_from_args(args)
+    workdir = args.workdir or default_workdir(args.name)
     data = lineage.gather(args.name, args.version, registry=registry,
-                          package_dirs=[os.path.join(workdir, "package")] + list(args.package),
+                          package_dirs=[os.path.join(workdir, PACKAGE_DIR)] + list(args.package),
                           rollout_dirs=rollout_dirs(args), fleet=args.fleet)
     human = lineage.text(data)
     for fmt, dest in (("svg", args.svg), ("png", args.png)):

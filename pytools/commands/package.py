@@ -1,21 +1,12 @@
-"""`pytools package build|verify|keygen`."""
+"""`pytools package verify|keygen` (`package build` is the package stage, in commands/stages.py)."""
 import os
 
 from pytools.commands import group, leaf
-from pytools.commands._stage_text import line
-from pytools.commands.stages import add_stage_options, pipeline
-
-SIGN_ENV = "PYTOOLS_SIGNING_KEY_FILE"
-
-
-def build(args):
-    sign_key = args.sign_key or os.environ.get(SIGN_ENV) or None
-    result = pipeline(args).package(args.prerelease, sign_key, args.allow_failed_parity)
-    return result.as_dict(), line(result)
+from pytools.commands.stages import GROUP_HELP
 
 
 def verify(args):
-    from pytools import package
+    from pytools.core import package
 
     manifest = package.verify_package(args.dir, args.public_key, args.require_signature)
     data = {"verified": True, "name": manifest["name"], "version": manifest["version"],
@@ -26,8 +17,8 @@ def verify(args):
 
 
 def keygen(args):
-    from pytools import package
-    from pytools.errors import PytoolsError
+    from pytools.core import package
+    from pytools.core.errors import PytoolsError
 
     for path in (args.private_key, args.public_key):
         if os.path.exists(path):
@@ -38,15 +29,7 @@ def keygen(args):
 
 
 def register(subparsers):
-    sub = group(subparsers, "package", "write or verify a package (manifest.json + model files)")
-    b = leaf(sub, "build", build, "write <workdir>/package: manifest.json (+ signature) and the model files "
-             "(`pytools package CONFIG` is short for this)")
-    add_stage_options(b)
-    b.add_argument("--prerelease", metavar="TAG", help="pre-release identifiers, e.g. mr.42 -> 1.4.0-mr.42")
-    b.add_argument("--sign-key", metavar="PEM", help="Ed25519 private key file to sign the manifest "
-                   "(default: $%s)" % SIGN_ENV)
-    b.add_argument("--allow-failed-parity", action="store_true",
-                   help="package even though parity failed (the manifest's evidence says so)")
+    sub = group(subparsers, "package", GROUP_HELP["package"])
     v = leaf(sub, "verify", verify, "re-check every file of a package against its manifest")
     v.add_argument("dir", metavar="DIR")
     v.add_argument("--public-key", metavar="PEM", help="verify manifest.json.sig with this Ed25519 public key")

@@ -1,6 +1,6 @@
 """`pytools promote NAME VERSION --to CHANNEL`: move a version forward without rebuilding it."""
 from pytools.commands import leaf
-from pytools.registry.cli import add_registry_options, registry_from_args
+from pytools.commands._registry import add_registry_options, registry_from_args
 
 
 def register(subparsers):

@@ -1,6 +1,6 @@
 """`pytools publish PACKAGE_DIR`: verify a package and publish it to the registry."""
 from pytools.commands import leaf
-from pytools.registry.cli import add_registry_options, registry_from_args
+from pytools.commands._registry import add_registry_options, registry_from_args
 
 
 def register(subparsers):

@@ -1,6 +1,6 @@
 """`pytools release`: a release manager's terminal view of Jenkins rollouts."""
 from pytools.commands import group, leaf
-from pytools.console import table
+from pytools.core.console import table
 
 
 def _jenkins():

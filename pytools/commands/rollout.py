@@ -2,8 +2,10 @@
 import os
 
 from pytools.commands import leaf
-from pytools.console import table
-from pytools.errors import CheckError, ConfigError
+from pytools.core.console import table
+from pytools.core.errors import CheckError, ConfigError
+from pytools.core.workdir import FETCHED_PACKAGES_DIR, default_workdir
+from pytools.fleet.transports import TRANSPORTS
 from pytools.fleet.waves import DEFAULT_WAVES
 
 EPILOG = """\
@@ -54,9 +56,9 @@ def register(subparsers):
     p.add_argument("--io-timeout", type=float, default=20.0,
                    help="seconds without progress before a link counts as dead (20)")
     p.add_argument("--retries", type=int, default=3, help="transfer retries per robot (3)")
-    p.add_argument("--transport", choices=["ssh", "ansible"], default="ssh",
-                   help="ssh: paramiko + SFTP with resume (default); ansible: the "
-                   "ansible/playbooks/deploy.yml play per wave, through ansible-runner")
+    p.add_argument("--transport", choices=sorted(TRANSPORTS), default="ssh",
+                   help="ssh: paramiko + SFTP with resume (default); pull: as --pull; ansible: "
+                   "the shipped ansible/playbooks/deploy.yml play per wave, via ansible-runner")
     p.add_argument("--force", action="store_true",
                    help="fetch the package from the registry again even if already fetched")
 
@@ -65,7 +67,7 @@ def fetch_from_registry(args, workdir):
     """The package from the registry the environment names ($PYTOOLS_REGISTRY, Artifactory
     settings; docs/registry.md), verified, into <workdir>/packages/NAME-VERSION."""
     from pytools.registry import open_registry
-    dest = os.path.join(workdir, "packages", "%s-%s" % (args.name, args.version))
+    dest = os.path.join(workdir, FETCHED_PACKAGES_DIR, "%s-%s" % (args.name, args.version))
     if os.path.isdir(dest) and not args.force:
         return dest
     open_registry().fetch(args.name, args.version, dest, channel=args.channel, replace=True)
@@ -80,19 +82,21 @@ def handle(args):
                           "with --resume")
     if args.pull and args.pull_url:
         raise ConfigError("give --pull or --pull-url, not both")
-    if args.transport == "ansible" and (args.pull or args.pull_url):
-        raise ConfigError("pull mode runs over the ssh transport, not ansible")
-    workdir = args.workdir or os.path.join("work", args.name)
+    if args.transport not in ("ssh", "pull") and (args.pull or args.pull_url):
+        raise ConfigError("--pull and --pull-url pick the pull transport, not %s"
+                          % args.transport)
+    transport = "pull" if args.pull or args.pull_url else args.transport
+    workdir = args.workdir or default_workdir(args.name)
     package = args.package or fetch_from_registry(args, workdir)
-    if args.pull and not args.dry_run:
-        from pytools.fleet.package_server import PackageServer
+    if transport == "pull" and not args.pull_url and not args.dry_run:
+        from pytools.fleet.transports.package_server import PackageServer
 
         with PackageServer(package, args.serve_address) as server:
-            return run_rollout(args, workdir, package, server.url)
-    return run_rollout(args, workdir, package, args.pull_url)
+            return run_rollout(args, workdir, package, transport, server.url)
+    return run_rollout(args, workdir, package, transport, args.pull_url)
 
 
-def run_rollout(args, workdir, package, pull_url):
+def run_rollout(args, workdir, package, transport, pull_url):
     # paramiko and ansible-runner are imported only when a rollout runs.
     from pytools.fleet.rollout import EXIT_AWAITING_APPROVAL, Options, Rollout, tty_prompt
 
@@ -100,14 +104,14 @@ def run_rollout(args, workdir, package, pull_url):
                    rollback_wave=args.rollback_wave,
                    approval="yes" if args.yes else args.approval, approver=args.approved_by,
                    concurrency=args.concurrency, dry_run=args.dry_run, resume=args.resume,
-                   transport=make_transport(args, workdir, pull_url),
+                   transport=make_transport(transport, args, workdir, pull_url),
                    prompt=tty_prompt if args.approval == "prompt" else None)
     record = Rollout(args.name, args.version, args.fleet, package, workdir, opts).run()
     if record.get("dry_run"):
         return record, plan_text(record)
     if record["state"] in ("completed", "halted"):
         from pytools.fleet.rollout import record_path
-        from pytools.tracking import Tracker
+        from pytools.tracking.wandb_tracker import Tracker
 
         Tracker({"name": args.name, "version": args.version}, workdir).log_deployment(
             args.name, args.version, sorted(record["robots"]), record_path(workdir, args.name, args.version))
@@ -117,14 +121,11 @@ def run_rollout(args, workdir, package, pull_url):
     return record, record_text(record)
 
 
-def make_transport(args, workdir, pull_url):
-    from pytools.fleet.ansible_play import AnsibleTransport
-    from pytools.fleet.transport import SSHTransport
+def make_transport(name, args, workdir, pull_url):
+    from pytools.fleet.transports import transport_class
 
-    common = {"io_timeout": args.io_timeout, "retries": args.retries}
-    if args.transport == "ansible":
-        return AnsibleTransport(workdir, **common)
-    return SSHTransport(pull_url=pull_url, **common)
+    own = {"pull": {"url": pull_url}, "ansible": {"workdir": workdir}}.get(name, {})
+    return transport_class(name)(io_timeout=args.io_timeout, retries=args.retries, **own)
 
 
 def plan_text(plan):

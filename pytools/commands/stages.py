@@ -1,6 +1,13 @@
-"""The stage commands: checkpoint fetch, train, export, engine build, parity, bench, package."""
+"""The stage commands, one per entry of each stage's `commands` in the stage table
+(`pytools checkpoint fetch`, `train`, `export`, `engine build`, `parity`, `bench`,
+`package build`, `report`), and the lines that print a stage's result."""
+import argparse
+
 from pytools.commands import group, leaf
-from pytools.commands._stage_text import line
+
+GROUP_HELP = {"checkpoint": "fetch the configured checkpoint (path or https URL, sha256-checked)",
+              "engine": "TensorRT engines",
+              "package": "write or verify a package (manifest.json + model files)"}
 
 
 def add_stage_options(parser):
@@ -10,33 +17,39 @@ def add_stage_options(parser):
 
 
 def pipeline(args):
-    from pytools import config
-    from pytools.pipeline import Pipeline
+    from pytools.build.pipeline import Pipeline
+    from pytools.core import config
 
     return Pipeline(config.load(args.config), args.workdir, args.force)
 
 
-def result_output(result):
-    return result.as_dict(), line(result)
+def status_text(result):
+    if result.status == "up to date" and result.cached_status == "skipped":
+        return "up to date (skipped)"
+    return result.status
+
+
+def line(stage, result):
+    return "%-10s %-20s %6.2fs  %s" % (result.name, status_text(result), result.seconds,
+                                       stage.describe(result.summary or {}))
+
+
+def _handler(stage, fixed):
+    def handle(args):
+        options = argparse.Namespace(**dict(vars(args), **fixed))
+        result = pipeline(args).run(stage.name, options)
+        return result.as_dict(), line(stage, result)
+    return handle
 
 
 def register(subparsers):
-    ck = group(subparsers, "checkpoint", "fetch the configured checkpoint (path or https URL, sha256-checked)")
-    add_stage_options(leaf(ck, "fetch", lambda a: result_output(pipeline(a).checkpoint("fetch")),
-                           "copy or download checkpoint.path / checkpoint.url into the work directory, "
-                           "verifying checkpoint.sha256; written atomically"))
-    add_stage_options(leaf(subparsers, "train", lambda a: result_output(pipeline(a).checkpoint("train")),
-                           "train the model on the built-in synthetic dataset (seeded, reproducible)"))
-    add_stage_options(leaf(subparsers, "export", lambda a: result_output(pipeline(a).export()),
-                           "export TorchScript and ONNX, run onnx.checker and onnxsim"))
-    eng = group(subparsers, "engine", "TensorRT engines")
-    add_stage_options(leaf(eng, "build", lambda a: result_output(pipeline(a).engine()),
-                           "build a TensorRT plan with Polygraphy (skipped where TensorRT is not installed)"))
-    add_stage_options(leaf(subparsers, "parity", lambda a: result_output(pipeline(a).parity()),
-                           "compare every backend with PyTorch eager on golden inputs; "
-                           "writes reports/parity.{json,xml,md}"))
-    bench = leaf(subparsers, "bench", lambda a: result_output(pipeline(a).bench(a.baseline)),
-                 "time every backend at the configured batch sizes; writes reports/bench.{json,md}")
-    add_stage_options(bench)
-    bench.add_argument("--baseline", metavar="BENCH_JSON",
-                       help="a previous bench.json: fail when p99 regresses more than bench.max_p99_regression_pct")
+    from pytools.build.stages import all_stages
+
+    for stage in all_stages():
+        for path, help, fixed in stage.commands:
+            parent = subparsers
+            for name in path[:-1]:
+                parent = group(parent, name, GROUP_HELP[name])
+            parser = leaf(parent, path[-1], _handler(stage, fixed), help)
+            add_stage_options(parser)
+            stage.add_arguments(parser)

@@ -1,8 +1,8 @@
 """`pytools versions [NAME]`: list a model's versions in SemVer order (or the models)."""
 from pytools.commands import leaf
-from pytools.console import table
-from pytools.errors import ConfigError
-from pytools.registry.cli import add_registry_options, registry_from_args
+from pytools.core.console import table
+from pytools.core.errors import ConfigError
+from pytools.commands._registry import add_registry_options, registry_from_args
 
 
 def register(subparsers):

@@ -1,11 +1,11 @@
 """`pytools where NAME`: which version of a model each robot runs."""
 from pytools.commands import leaf
 from pytools.commands.lineage import add_source_options, rollout_dirs
-from pytools.console import table
+from pytools.core.console import table
 
 
 def handle(args):
-    from pytools import lineage
+    from pytools.tracking import lineage
 
     records = lineage.rollout_records(args.name, rollout_dirs(args))
     known = lineage.robot_versions(records)

@@ -7,11 +7,12 @@ def simulated_rollout(package_dir, workdir, count=3, waves="canary,100%", servic
     """Roll `package_dir` out to a freshly simulated fleet of `count` robots under
     `<workdir>/fleet` (approved automatically) and return a summary dict; the fleet is stopped
     before returning. This is what `pytools run` uses when an example asks for a fleet."""
+    from pytools.core.package import read_manifest
+    from pytools.core.workdir import FLEET_DIR
     from pytools.fleet.rollout import Options, Rollout, record_path
-    from pytools.fleet.simulate import SimulatedFleet
-    from pytools.package import read_manifest
+    from pytools.fleet.sim.simulate import SimulatedFleet
     manifest = read_manifest(package_dir)
-    with SimulatedFleet(os.path.join(workdir, "fleet"), count, services=services) as fleet:
+    with SimulatedFleet(os.path.join(workdir, FLEET_DIR), count, services=services) as fleet:
         opts = Options(waves=waves, max_failures=max_failures, approval="yes",
                        approver="pytools run")
         record = Rollout(manifest["name"], manifest["version"], fleet.inventory, package_dir,

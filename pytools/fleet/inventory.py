@@ -10,7 +10,7 @@ import os
 
 import yaml
 
-from pytools.errors import ConfigError
+from pytools.core.errors import ConfigError
 
 
 # A CI system hands the controller its SSH identity through the environment (Jenkins binds the

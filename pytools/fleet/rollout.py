@@ -20,13 +20,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from pytools.console import Progress
-from pytools.errors import CheckError, PytoolsError
+from pytools.core.console import Progress
+from pytools.core.errors import CheckError, PytoolsError
+from pytools.core.files import atomic_write_json
+from pytools.core.package import MANIFEST, utc_now, verify_package
+from pytools.core.workdir import ROLLOUTS_DIR
 from pytools.fleet.inventory import load_inventory
-from pytools.fleet.transport import SSHTransport
+from pytools.fleet.transports.ssh import SSHTransport
 from pytools.fleet.waves import DEFAULT_WAVES, crossed, parse_threshold, plan_waves
-from pytools.hashing import atomic_write_json
-from pytools.package import MANIFEST, utc_now, verify_package
 
 DONE = ("activated", "already-current")
 FAILED = ("failed", "rolled-back", "refused", "locked", "unreachable", "hostkey")
@@ -45,7 +46,7 @@ class Options:
 
 
 def record_path(workdir, name, version):
-    return os.path.join(workdir, "rollouts", "%s-%s.json" % (name, version))
+    return os.path.join(workdir, ROLLOUTS_DIR, "%s-%s.json" % (name, version))
 
 
 class Rollout:
@@ -211,8 +212,8 @@ class Rollout:
     # -- one wave --
     def run_wave(self, index, names):
         t = self.opts.transport
-        if hasattr(t, "deploy_wave"):
-            return self.run_wave_with_playbook(index, names)
+        if t.deploys_waves:
+            return self.run_whole_wave(index, names)
         robots = [self.robots[n] for n in names]
         owner = self.record["id"]
         with ThreadPoolExecutor(self.opts.concurrency) as pool:
@@ -249,8 +250,8 @@ class Rollout:
                                      ready))
         return failures + sum(1 for o in outcomes if o in FAILED)
 
-    def run_wave_with_playbook(self, index, names):
-        """The Ansible transport runs the whole wave as one play; outcomes are read per host."""
+    def run_whole_wave(self, index, names):
+        """A transport that deploys whole waves (Ansible: one play) reports outcomes per robot."""
         size = len(self.record["waves"][index]["robots"])
         kind, value = self.opts.max_failures
         percent = value if kind == "percent" else 100.0 * value / max(size, 1)

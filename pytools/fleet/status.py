@@ -2,9 +2,9 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from pytools.console import table
+from pytools.core.console import table
 from pytools.fleet.inventory import load_inventory
-from pytools.fleet.transport import SSHTransport
+from pytools.fleet.transports.ssh import SSHTransport
 
 
 def fleet_status(inventory, concurrency=64, transport=None):

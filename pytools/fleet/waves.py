@@ -1,7 +1,7 @@
 """Wave planning and failure thresholds for staged rollouts."""
 import math
 
-from pytools.errors import ConfigError
+from pytools.core.errors import ConfigError
 
 DEFAULT_WAVES = "canary,10%,50%,100%"
 

@@ -8,8 +8,11 @@
 
 See docs/registry.md for settings, environment variables and layout.
 """
+import importlib
+
+from pytools.core.config import PUBLISH_SCHEMA as SETTINGS_SCHEMA
 from pytools.registry.base import Registry, RegistryError, current_user
-from pytools.registry.settings import SETTINGS_SCHEMA, effective_settings
+from pytools.registry.settings import BACKENDS, effective_settings
 
 __all__ = ["Registry", "RegistryError", "SETTINGS_SCHEMA", "open_registry", "current_user"]
 
@@ -17,8 +20,5 @@ __all__ = ["Registry", "RegistryError", "SETTINGS_SCHEMA", "open_registry", "cur
 def open_registry(settings=None, environ=None):
     """Open the registry described by a config's `publish:` section plus the environment."""
     effective = effective_settings(settings, environ)
-    if effective["backend"] == "artifactory":
-        from pytools.registry.artifactory import ArtifactoryRegistry  # needs dohq-artifactory
-        return ArtifactoryRegistry(effective, environ)
-    from pytools.registry.local import LocalRegistry
-    return LocalRegistry(effective)
+    module, cls = BACKENDS[effective["backend"]].split(":")
+    return getattr(importlib.import_module(module), cls)(effective, environ)

@@ -21,11 +21,13 @@ from requests.adapters import HTTPAdapter
 from artifactory import ArtifactoryBuildManager, ArtifactoryPath
 from dohq_artifactory.exception import ArtifactoryException, raise_for_status
 
-from pytools import __version__, semver
-from pytools.console import Progress
-from pytools.errors import CheckError
-from pytools.hashing import CHUNK, sha256_file
-from pytools.package import MANIFEST, SIGNATURE
+from pytools import __version__
+
+from pytools.core import semver
+from pytools.core.console import Progress
+from pytools.core.errors import CheckError
+from pytools.core.hashing import CHUNK, sha256_file
+from pytools.core.package import MANIFEST, SIGNATURE
 from pytools.registry.base import ALIAS_DIR, Registry, RegistryError
 from pytools.registry.retry import http_status, with_retries
 from pytools.registry.settings import artifactory_credentials
@@ -65,12 +67,11 @@ class ArtifactoryRegistry(Registry):
     kind = "artifactory"
 
     def __init__(self, settings, environ=None):
-        super(ArtifactoryRegistry, self).__init__(settings)
+        super(ArtifactoryRegistry, self).__init__(settings, environ)
         self.url = settings["url"].rstrip("/")
         self.repos = settings["repositories"]
         self.retries = int(settings.get("retries", 4))
         self.build_name = settings.get("build_name")
-        self.env = os.environ if environ is None else environ
         creds = artifactory_credentials(self.env)
         self.has_credentials = bool(creds)
         timeout = float(settings.get("timeout", 300))

@@ -1,10 +1,11 @@
 """The registry interface and every rule that does not depend on where bytes live.
 
-A backend implements a handful of storage primitives (list complete packages, store a verified
-package with its manifest last, read one file, copy/move a version between channels, remove,
-read/write alias records). Everything users see: immutability of released versions, semver
-ordering, alias and range resolution, the parity gate on promotion, verification of every
-fetched byte, lives here once, so both backends obey the same contract.
+A backend implements a handful of private storage primitives (list complete packages, store a
+verified package with its manifest last, read one file, copy/move a version between channels,
+remove, read/write alias records). Everything users see: immutability of released versions,
+semver ordering, alias and range resolution, the parity gate on promotion, verification of every
+fetched byte, reading what is stored (copies, manifests), lives here once, so every backend obeys
+the same contract. Callers outside pytools.registry use only the public methods.
 """
 import contextlib
 import getpass
@@ -12,15 +13,18 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 
-from pytools import semver
-from pytools.errors import CheckError, ConfigError, PytoolsError
-from pytools.package import (MANIFEST, SIGNATURE, check_relative_path, read_manifest, utc_now,
-                             verify_package)
+from pytools.core import semver
+from pytools.core.errors import CheckError, ConfigError, PytoolsError
+from pytools.core.files import read_json
+from pytools.core.package import (MANIFEST, SIGNATURE, check_relative_path, read_manifest, utc_now,
+                                  verify_package)
 
+NAME_RE = re.compile(semver.NAME_PATTERN)
+# an alias is a name that starts with a letter, so it never reads as a version or a range
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9._-]*$")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # a spec starting like this is a version range, anything else alias-shaped is an alias name
 RANGE_START_RE = re.compile(r"^(v?\d|[xX*](\.|$))")
 ALIAS_DIR = "_aliases"
@@ -107,17 +111,22 @@ def _parity_word(parity):
 
 
 class Registry(object):
-    """One interface over a local directory or Artifactory (see docs/registry.md)."""
+    """One interface over a local directory or Artifactory (see docs/registry.md).
+
+    A backend subclasses this, sets `kind`, implements the storage primitives below (the private
+    hooks, plus `location` and `models`) and is named in pytools.core.backends.REGISTRY_BACKENDS.
+    """
 
     kind = None
 
-    def __init__(self, settings):
+    def __init__(self, settings, environ=None):
         self.settings = settings
+        self.env = os.environ if environ is None else environ
         self.channels = list(settings["channels"])
         self.default_channel = settings["channel"]
         self.promote_mode = settings.get("promote_mode", "copy")
 
-    # -- storage primitives each backend implements ------------------------------------------
+    # -- storage primitives each backend implements (never called from outside the registry) --
 
     def _catalog(self, name):
         """Complete packages of `name`: dicts {name, version, channel, platform, props}."""
@@ -147,6 +156,11 @@ class Registry(object):
         raise NotImplementedError
 
     def location(self, name, version, channel, platform=None):
+        """Where a stored version (or one platform of it) lives: a path or URL, for people."""
+        raise NotImplementedError
+
+    def models(self):
+        """Names of every model with at least one complete package."""
         raise NotImplementedError
 
     def _lock(self, name):
@@ -204,6 +218,27 @@ class Registry(object):
                   "files": len(manifest["files"]) + 1}
         result.update(stored)
         return result
+
+    def copies(self, name, version):
+        """Every stored copy of a version (SemVer-equal: build metadata ignored), in channel order:
+        [{name, version, channel, platform, props, location, promotion}]; `promotion` is the
+        record {by, at, from, to, mode, forced} of a promoted copy, else None."""
+        wanted = semver.parse(version)
+        out = [dict(e, location=self.location(name, e["version"], e["channel"], e["platform"]),
+                    promotion=_promotion_of(e["props"]))
+               for e in self._catalog(name) if semver.parse(e["version"]) == wanted]
+        return sorted(out, key=lambda e: (self.channels.index(e["channel"]), e["platform"]))
+
+    def manifest(self, copy):
+        """The stored manifest of one copy (an entry of copies() or resolve()), not verified;
+        {} when it is not valid JSON, so a reader (lineage) reports what it can."""
+        tmp = tempfile.mkdtemp(prefix="manifest-")
+        try:
+            path = os.path.join(tmp, MANIFEST)
+            self._read_file(copy, MANIFEST, path)
+            return read_json(path) or {}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def versions(self, name, channel=None):
         """All versions of a model, oldest first in SemVer precedence."""
@@ -414,9 +449,6 @@ class Registry(object):
                 if all(e["props"].get(k) == v for k, v in wanted.items()):
                     out.append(e)
         return sorted(out, key=lambda e: (e["name"], semver.parse(e["version"]), e["channel"]))
-
-    def models(self):
-        raise NotImplementedError
 
 
 def _promotion_of(props):

@@ -14,24 +14,24 @@ version copies nothing (the local analogue of Artifactory's checksum deploy).
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import tempfile
 import uuid
 
-from pytools import semver
-from pytools.errors import CheckError
-from pytools.hashing import CHUNK, atomic_write_json
-from pytools.package import MANIFEST, SIGNATURE
+from pytools.core import semver
+from pytools.core.errors import CheckError
+from pytools.core.files import atomic_write_json, read_json
+from pytools.core.hashing import CHUNK
+from pytools.core.package import MANIFEST, SIGNATURE
 from pytools.registry.base import ALIAS_DIR, Registry, RegistryError
 
 
 class LocalRegistry(Registry):
     kind = "local"
 
-    def __init__(self, settings):
-        super(LocalRegistry, self).__init__(settings)
+    def __init__(self, settings, environ=None):
+        super(LocalRegistry, self).__init__(settings, environ)
         self.root = os.path.abspath(settings["path"])
 
     def _internal(self, sub):
@@ -73,7 +73,7 @@ class LocalRegistry(Registry):
                 for pdir in os.scandir(vdir.path):
                     if pdir.is_dir() and os.path.isfile(os.path.join(pdir.path, MANIFEST)):
                         out.append({"name": name, "version": vdir.name, "channel": channel, "platform": pdir.name,
-                                    "props": _read_json(_props_path(vdir.path, pdir.name))})
+                                    "props": read_json(_props_path(vdir.path, pdir.name), {})})
         return out
 
     def _staging_dir(self):
@@ -166,7 +166,7 @@ class LocalRegistry(Registry):
             try:
                 shutil.rmtree(stage)
                 shutil.copytree(src_pkg, stage, copy_function=_link_or_copy)
-                props = _read_json(_props_path(src_dir, pdir))
+                props = read_json(_props_path(src_dir, pdir), {})
                 props.update(record)
                 self._install(stage, self.location(name, version, dst, pdir), props, replace=False)
             finally:
@@ -186,7 +186,7 @@ class LocalRegistry(Registry):
         d = self._alias_dir(name)
         if not os.path.isdir(d):
             return {}
-        return {f[:-5]: _read_json(os.path.join(d, f)) for f in sorted(os.listdir(d)) if f.endswith(".json")}
+        return {f[:-5]: read_json(os.path.join(d, f), {}) for f in sorted(os.listdir(d)) if f.endswith(".json")}
 
     def _write_alias(self, name, alias, record):
         os.makedirs(self._alias_dir(name), exist_ok=True)
@@ -195,14 +195,6 @@ class LocalRegistry(Registry):
 
 def _props_path(version_dir, platform):
     return os.path.join(version_dir, ".props-%s.json" % platform)
-
-
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
 
 
 def _link_or_copy(src, dst):

@@ -5,35 +5,13 @@ environment; the config file never holds them, and they never reach a command li
 """
 import os
 
-from pytools.errors import ConfigError
+from pytools.core.backends import REGISTRY_BACKENDS as BACKENDS
+from pytools.core.errors import ConfigError
+from pytools.core.workdir import DEFAULT_ROOT
 
 CHANNELS = ["dev", "staging", "release"]
-DEFAULT_LOCAL_PATH = os.path.join("work", "registry")
+DEFAULT_LOCAL_PATH = os.path.join(DEFAULT_ROOT, "registry")
 
-SETTINGS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "backend": {"enum": ["local", "artifactory"],
-                    "description": "local (default) unless an Artifactory URL is configured"},
-        "path": {"type": "string", "minLength": 1,
-                 "description": "local registry directory (default $PYTOOLS_REGISTRY or ./work/registry)"},
-        "url": {"type": "string", "pattern": "^https?://",
-                "description": "Artifactory base URL, e.g. https://host/artifactory"},
-        "repo_prefix": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                        "description": "channel repositories are <prefix>-<channel>"},
-        "repositories": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1},
-                         "description": "explicit channel -> repository key map"},
-        "channels": {"type": "array", "minItems": 1, "uniqueItems": True,
-                     "items": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"}},
-        "channel": {"type": "string", "description": "channel that `publish` deploys to (default: first)"},
-        "promote_mode": {"enum": ["copy", "move"]},
-        "timeout": {"type": "number", "exclusiveMinimum": 0},
-        "retries": {"type": "integer", "minimum": 0, "maximum": 10},
-        "build_name": {"type": "string", "minLength": 1,
-                       "description": "Artifactory build-info name (default $JOB_NAME or the model name)"},
-    },
-}
 
 # environment variable -> settings key; the environment wins over the config file
 ENV_KEYS = {
@@ -62,8 +40,8 @@ def effective_settings(settings=None, environ=None):
         out["backend"] = backend
     elif "backend" not in out:
         out["backend"] = "artifactory" if out.get("url") else "local"
-    if out["backend"] not in ("local", "artifactory"):
-        raise ConfigError("registry backend %r is not local or artifactory" % out["backend"])
+    if out["backend"] not in BACKENDS:
+        raise ConfigError("registry backend %r is not %s" % (out["backend"], " or ".join(BACKENDS)))
     out.setdefault("channels", list(CHANNELS))
     out.setdefault("channel", out["channels"][0])
     out.setdefault("promote_mode", "copy")

@@ -1,9 +1,15 @@
 """Fixtures shared by every area's tests."""
 import os
+import sys
 
 import pytest
 
 from pytools_testlib import CliResult
+
+# The strict loopback servers (`tests.fakes.*`) are imported as packages from the repository root.
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ import os
 import pytest
 
 from pytools.cli import main
-from pytools.fleet.demo import make_demo_package
-from pytools.fleet.simulate import SimulatedFleet
-from pytools.package import generate_keypair
+from pytools.fleet.sim.demo import make_demo_package
+from pytools.fleet.sim.simulate import SimulatedFleet
+from pytools.core.package import generate_keypair
 
 class Packages:
     def __init__(self, base):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pytools.fleet import robot_agent
+from pytools.fleet.agent import robot_agent
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"),
                                 reason="the simulated fleet needs root and OpenSSH sshd")

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from fleet_testlib import current, needs_root
 
-from pytools.fleet.ansible_play import ANSIBLE_DIR, run_playbook
+from pytools.fleet.transports.ansible import ANSIBLE_DIR, run_playbook
 
 pytestmark = [needs_root, pytest.mark.timeout(300)]
 
@@ -40,7 +40,7 @@ def test_rollout_with_ansible_transport_then_status_and_rollback(make_fleet, pac
 
 
 def test_ansible_halts_wave_on_platform_refusal(make_fleet, packages, cli, tmp_path):
-    from pytools.fleet.demo import make_demo_package
+    from pytools.fleet.sim.demo import make_demo_package
     fleet = make_fleet(2)
     trt = str(tmp_path / "trt")
     make_demo_package(trt, "2.0.0", platform="trt8.5-sm72-l4t35.3.1")

@@ -12,7 +12,7 @@ import pytest
 from fleet_testlib import current, needs_root
 
 from pytools.fleet.rollout import Options, Rollout
-from pytools.fleet.transport import SSHTransport
+from pytools.fleet.transports.ssh import SSHTransport
 
 pytestmark = [needs_root, pytest.mark.timeout(240)]
 

@@ -6,7 +6,7 @@ import urllib.request
 import pytest
 from fleet_testlib import current, needs_root
 
-from pytools.fleet.package_server import PackageServer
+from pytools.fleet.transports.package_server import PackageServer
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 from fleet_testlib import current, run_agent
 
-from pytools.fleet import robot_agent
-from pytools.fleet.demo import make_demo_package
+from pytools.fleet.agent import robot_agent
+from pytools.fleet.sim.demo import make_demo_package
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from fleet_testlib import current, needs_root, read_record
 
-from pytools.fleet.demo import make_demo_package
-from pytools.fleet.simulate import keygen
+from pytools.fleet.sim.demo import make_demo_package
+from pytools.fleet.sim.simulate import keygen
 
 pytestmark = [needs_root, pytest.mark.timeout(180)]
 

@@ -1,7 +1,7 @@
 """Wave planning, thresholds and inventory parsing (pure functions, bad inputs)."""
 import pytest
 
-from pytools.errors import ConfigError
+from pytools.core.errors import ConfigError
 from pytools.fleet.inventory import load_inventory
 from pytools.fleet.waves import crossed, parse_threshold, plan_waves
 

@@ -1,11 +1,6 @@
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from fake_jenkins import FakeJenkins  # noqa: E402
+from tests.fakes.jenkins import FakeJenkins
 
 USERS = {
     "alice": {"token": "11aa-alice-token", "groups": ["release-managers"]},

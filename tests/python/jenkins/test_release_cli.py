@@ -199,7 +199,7 @@ def test_missing_config_file_and_half_credentials(as_user, capsys, tmp_path, mon
 
 
 def _package(tmp_path, evidence):
-    from pytools.package import write_package
+    from pytools.core.package import write_package
     model = tmp_path / "model.onnx"
     model.write_bytes(b"\x08\x07" * 64)
     dest = str(tmp_path / "package")

@@ -6,7 +6,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 if ROOT not in sys.path:  # `tests.fakes.artifactory` is imported as a package from the repo root
     sys.path.insert(0, ROOT)
 
-from pytools.package import write_package  # noqa: E402
+from pytools.core.package import write_package  # noqa: E402
 from pytools.registry import open_registry  # noqa: E402
 
 TOKEN_ENV = {"ARTIFACTORY_TOKEN": "test-token"}
@@ -14,7 +14,7 @@ TOKEN_ENV = {"ARTIFACTORY_TOKEN": "test-token"}
 
 def build_package(dest, name="weed-detector", version="1.0.0", platform="onnxruntime",
                   files=None, parity=True, git_commit="3f2a1bc0" * 5):
-    """A small but real package directory made with pytools.package.write_package."""
+    """A small but real package directory made with pytools.core.package.write_package."""
     src = dest + ".src"
     os.makedirs(src, exist_ok=True)
     files = files if files is not None else {"model.onnx": b"onnx-bytes " * 2000 + version.encode(),

@@ -10,7 +10,7 @@ from dohq_artifactory.exception import ArtifactoryException
 
 from registry_helpers import artifactory_registry
 from tests.fakes.artifactory import ArtifactoryServer
-from pytools.errors import ConfigError
+from pytools.core.errors import ConfigError
 from pytools.registry import RegistryError
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,12 +1,13 @@
 """One contract, both backends: every test runs against the local registry and against the real
 dohq-artifactory client talking to the Artifactory-compatible server on loopback."""
+import json
 import os
 
 import pytest
 
 from registry_helpers import build_package, corrupt_stored
-from pytools.errors import CheckError, ConfigError
-from pytools.package import MANIFEST, SIGNATURE, generate_keypair, sign, verify_package
+from pytools.core.errors import CheckError, ConfigError
+from pytools.core.package import MANIFEST, SIGNATURE, generate_keypair, sign, verify_package
 from pytools.registry import RegistryError
 
 pytestmark = pytest.mark.timeout(60)
@@ -105,6 +106,25 @@ def test_promotion_records_who_and_when(registry, make_package, monkeypatch):
     assert registry.versions("weed-detector")[0]["channels"] == ["dev", "release"]
     with pytest.raises(RegistryError, match="not published"):
         registry.promote("weed-detector", "7.0.0", "staging")
+
+
+def test_copies_list_every_stored_copy_and_read_its_manifest(registry, make_package, monkeypatch):
+    monkeypatch.setenv("BUILD_USER_ID", "release-manager-anna")
+    pkg = make_package(version="1.4.0")
+    registry.publish(pkg)
+    registry.publish(make_package(version="1.4.0", platform="trt8.5-sm72-l4t35.3.1"))
+    registry.publish(make_package(version="1.5.0"))
+    registry.promote("weed-detector", "1.4.0", "staging")
+    copies = registry.copies("weed-detector", "1.4.0+build.7")   # build metadata is ignored
+    assert [(c["channel"], c["platform"]) for c in copies] == [
+        ("dev", "onnxruntime"), ("dev", "trt8.5-sm72-l4t35.3.1"),
+        ("staging", "onnxruntime"), ("staging", "trt8.5-sm72-l4t35.3.1")]
+    assert copies[0]["location"] == registry.location("weed-detector", "1.4.0", "dev", "onnxruntime")
+    assert copies[0]["promotion"] is None and copies[0]["props"]["model.version"] == "1.4.0"
+    assert (copies[2]["promotion"]["by"], copies[2]["promotion"]["to"]) == ("release-manager-anna", "staging")
+    with open(os.path.join(pkg, MANIFEST)) as f:
+        assert registry.manifest(copies[2]) == json.load(f)
+    assert registry.copies("weed-detector", "9.9.9") == []
 
 
 def test_promoting_a_parity_failure_is_refused_unless_forced(registry, make_package):

@@ -1,6 +1,6 @@
 import pytest
 
-from pytools import semver
+from pytools.core import semver
 
 
 def test_precedence_follows_the_semver_spec_example():

@@ -1,7 +1,7 @@
 import jsonschema
 import pytest
 
-from pytools.errors import ConfigError
+from pytools.core.errors import ConfigError
 from pytools.registry import SETTINGS_SCHEMA, open_registry
 from pytools.registry.settings import DEFAULT_LOCAL_PATH, artifactory_credentials, effective_settings
 

@@ -12,10 +12,11 @@ def scenario(tmp_path_factory):
     """The crop/weed example through the whole chain, published to a local registry, promoted to
     staging, rolled out to 3 simulated robots (real sshd), and every stage plus the rollout
     logged by a Tracker exactly as `pytools run` calls it (offline W&B run files)."""
-    from pytools import config, tracking
+    from pytools.core import config
+    from pytools.tracking import wandb_tracker as tracking
     from pytools.cli import main
     from pytools.fleet import simulated_rollout
-    from pytools.pipeline import STAGES
+    from pytools.core.workdir import STAGES
 
     root = str(tmp_path_factory.mktemp("tracking"))
     saved = {k: os.environ.pop(k) for k in WANDB_ENV if k in os.environ}
@@ -33,14 +34,14 @@ def scenario(tmp_path_factory):
         assert main(["run", cfg_path, "--workdir", workdir, "--no-rollout"]) == 0
         cfg = config.load(cfg_path)
         package = os.path.join(workdir, "package")
-        from pytools.package import read_manifest
+        from pytools.core.package import read_manifest
         version = read_manifest(package)["version"]
         assert main(["promote", cfg["name"], version, "--to", "staging", "--registry", registry]) == 0
         rollout = simulated_rollout(package, workdir, count=3, services=False)
         assert rollout["state"] == "completed", rollout
 
         tracker = tracking.Tracker(cfg, workdir)
-        for stage in STAGES:
+        for stage in (s.name for s in STAGES if s.tracked):  # what `pytools run` logs
             state = tracking.read_json(os.path.join(workdir, "state", stage + ".json"))
             if state is None:  # the rollout below is this fixture's own
                 continue

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytools.hashing import sha256_file
+from pytools.core.hashing import sha256_file
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -152,7 +152,7 @@ def test_where_replays_records_in_time_order(cli, scenario, tmp_path):
 
 
 def test_where_asks_live_robots(cli, scenario, tmp_path):
-    from pytools.fleet.simulate import SimulatedFleet
+    from pytools.fleet.sim.simulate import SimulatedFleet
 
     package = os.path.join(scenario["workdir"], "package")
     with SimulatedFleet(str(tmp_path / "fleet"), 2, services=False) as fleet:
@@ -176,7 +176,7 @@ def test_lineage_shows_engines_per_platform(cli, scenario, tmp_path):
     ONNX Runtime one: lineage shows both platforms and the engine with its sha256."""
     import shutil
 
-    from pytools.package import read_manifest, write_package
+    from pytools.core.package import read_manifest, write_package
     from pytools.registry import open_registry
 
     registry = str(tmp_path / "registry")

@@ -108,7 +108,7 @@ def test_report_without_parity_is_refused(cli, scenario, tmp_path):
 
 def test_report_write_api_for_pytools_run(scenario, tmp_path):
     """`pytools run` calls report_html.write(config, workdir) at its end."""
-    from pytools import report_html
+    from pytools.tracking import report_html
 
     workdir = tmp_path / "copy"
     shutil.copytree(scenario["workdir"], str(workdir), ignore=shutil.ignore_patterns("tracking", "fleet"))

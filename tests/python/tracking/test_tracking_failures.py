@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from pytools.tracking import SETTINGS_SCHEMA, Tracker, artifact_item
+from pytools.tracking.wandb_tracker import SETTINGS_SCHEMA, Tracker, artifact_item
 
 from tracking_helpers import RunFile, entries, metadata, run_dir
 
@@ -117,7 +117,7 @@ def test_jenkins_build_shares_one_group(clean_wandb_env, monkeypatch, model_file
 
 def test_registry_url_reference(clean_wandb_env, model_file):
     """A package known to the registry is referenced by its registry URL, not re-uploaded."""
-    from pytools.hashing import sha256_file
+    from pytools.core.hashing import sha256_file
 
     tracker = Tracker(CONFIG, str(clean_wandb_env / "work"))
     url = "https://artifactory.example.com/artifactory/models-dev/tiny-model/0.1.0/onnxruntime/model.onnx"

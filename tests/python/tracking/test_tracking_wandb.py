@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pytools.hashing import sha256_file
+from pytools.core.hashing import sha256_file
 
 from tracking_helpers import RunFile, entries, metadata, run_dir
 
@@ -42,7 +42,7 @@ def test_one_run_per_stage_in_one_group(scenario, runs):
 
 def test_runs_persist_for_later_processes(scenario, clean_wandb_env):
     """A stage run on another agent (another process) still finds earlier runs for the manifest."""
-    from pytools.tracking import Tracker
+    from pytools.tracking.wandb_tracker import Tracker
 
     later = Tracker(scenario["cfg"], scenario["workdir"])
     assert later.runs() == scenario["runs"]
@@ -175,15 +175,15 @@ def test_log_result_of_a_pipeline_stage(scenario, clean_wandb_env, tmp_path):
     """What `pytools run` does after each stage: log what ran, not what was up to date."""
     import shutil
 
-    from pytools.pipeline import Pipeline
-    from pytools.tracking import Tracker
+    from pytools.build.pipeline import Pipeline
+    from pytools.tracking.wandb_tracker import Tracker
 
     workdir = str(tmp_path / "work")
     shutil.copytree(scenario["workdir"], workdir, ignore=shutil.ignore_patterns("tracking", "fleet"))
     tracker = Tracker(scenario["cfg"], workdir)
     pipe = Pipeline(scenario["cfg"], workdir, force=True)
-    tracker.log_result(pipe.parity())
-    tracker.log_result(Pipeline(scenario["cfg"], workdir).bench())      # up to date: not logged
+    tracker.log_result(pipe.run("parity"))
+    tracker.log_result(Pipeline(scenario["cfg"], workdir).run("bench"))      # up to date: not logged
     assert [r["stage"] for r in tracker.runs()] == ["parity"]
     run = RunFile(run_dir(tracker.runs()[0]["url"]))
     assert run.run["job_type"] == "parity"

@@ -1,0 +1,24 @@
+"""Stage `export`: TorchScript and ONNX, onnx.checker, onnxsim."""
+from pytools.build.stage import Stage
+
+
+class ExportStage(Stage):
+    name = "export"
+    commands = ((("export",), "export TorchScript and ONNX, run onnx.checker and onnxsim", {}),)
+
+    def inputs(self, pipe, options):
+        return dict(pipe.section("name", "version", "model", "inputs", "outputs", "dims", "export"),
+                    checkpoint=pipe.checkpoint_sha(), model_source=pipe.model_source_sha())
+
+    def run(self, pipe, options):
+        from pytools.build import export
+
+        summary, outputs = export.export(pipe.config, pipe.model(), pipe.checkpoint_sha(), pipe.wd)
+        return "ran", summary, outputs
+
+    def describe(self, s):
+        text = "opset %s, %s nodes" % (s.get("opset"), s.get("nodes"))
+        return text + (" -> %s simplified" % s["nodes_simplified"] if s.get("simplified") else "")
+
+
+STAGE = ExportStage()

@@ -1,0 +1,2 @@
+"""Tracking: Weights & Biases runs (wandb_tracker), lineage (lineage) and the HTML report
+(report_html)."""
