@@ -66,3 +66,19 @@ def test_a_planted_cycle_between_siblings_breaks(tmp_path):
     assert code != 0, out
     assert "no import cycles between sibling modules BROKEN" in out, out
 
+
+
+def test_the_robot_agent_imports_nothing_but_the_standard_library():
+    """The forbidden contract names the third-party packages pytools knows; this catches any other."""
+    import ast
+    import sys
+
+    from pytools.fleet.agent import robot_agent
+
+    with open(robot_agent.__file__) as f:
+        tree = ast.parse(f.read())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    assert imported and imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
