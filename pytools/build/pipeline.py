@@ -32,8 +32,8 @@ class Pipeline:
     def run(self, name, options=None):
         """Run stage `name` unless it is up to date; log it; raise its error if it failed."""
         stage = load(name)
-        result = run_stage(self.wd, name, stage.inputs(self, options),
-                           lambda: stage.run(self, options), self.force)
+        inputs = stage.inputs(self, options)
+        result = run_stage(self.wd, name, inputs, lambda: stage.run(self, options, inputs), self.force)
         if stage_spec(name).tracked and result.status != "up to date":
             self.tracker.log_result(result)
         stage.verdict(self, result)

@@ -30,9 +30,10 @@ class Stage:
         """Everything the result depends on (hashed for the cache); must not import torch."""
         raise NotImplementedError
 
-    def run(self, pipe, options):
-        """Do the work; return (status, summary, output paths relative to the work directory)
-        with status "ran", "skipped" or "failed" (a check that ran and failed)."""
+    def run(self, pipe, options, inputs):
+        """Do the work `inputs` (what inputs() returned, the cache key) describes; return
+        (status, summary, output paths relative to the work directory) with status "ran",
+        "skipped" or "failed" (a check that ran and failed)."""
         raise NotImplementedError
 
     def verdict(self, pipe, result):

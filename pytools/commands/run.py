@@ -17,7 +17,7 @@ def run(args):
 
     done = pipe.chain(args, progress)
     listed = [(s, r) for s, r in done if s.listed]
-    report = [r for s, r in done if not s.listed][0].summary["path"]
+    report = next(r for s, r in done if s.name == "report").summary["path"]
     total = time.monotonic() - started
     rows = [[r.name, status_text(r), "%.2fs" % r.seconds, s.describe(r.summary or {})] for s, r in listed]
     human = table(["stage", "status", "time", "key numbers"], rows)

@@ -110,7 +110,8 @@ def stage_io(workdir_root, stage):
     wd = Workdir(workdir_root, create=False)
     produced = {}
     for spec in STAGES:
-        outputs = (wd.state(spec.name) or {}).get("outputs") or {}
+        state = wd.state(spec.name) or {}
+        outputs = state.get("outputs") or {}
         items, folders = [], {}
         for rel, entry in sorted(outputs.items()):
             what, kind = spec.artifact(rel) or (os.path.splitext(os.path.basename(rel))[0], "file")
@@ -122,7 +123,7 @@ def stage_io(workdir_root, stage):
             manifest = outputs.get(folder + "/" + MANIFEST) or {}
             items.append({"name": what, "path": wd.path(folder), "type": "package",
                           "sha256": manifest.get("sha256")})
-        summary = (wd.state(spec.name) or {}).get("summary") or {}
+        summary = state.get("summary") or {}
         if spec.name == "publish" and summary.get("url"):
             # the published copy, referenced at its registry URL (local file:// or Artifactory)
             package = wd.path(PACKAGE_DIR)

@@ -24,7 +24,7 @@ class BenchStage(Stage):
                     model_source=pipe.model_source_sha(),
                     baseline=sha256_file(baseline) if baseline and os.path.exists(baseline) else baseline)
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.build import bench, reports
 
         result = bench.run(pipe.config, pipe.wd, pipe.model(), opt(options, "baseline"))

@@ -42,13 +42,13 @@ class CheckpointStage(Stage):
                           model_source=pipe.model_source_sha())
         return inputs
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.build import checkpoint, model, train
 
         cfg = pipe.config
         dest = pipe.wd.path(CHECKPOINT_FILE)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if self.mode(cfg, options) == "fetch":
+        if inputs["mode"] == "fetch":
             digest = checkpoint.fetch(cfg, dest)
             summary = {"source": cfg["checkpoint"].get("path") or cfg["checkpoint"]["url"],
                        "sha256": digest, "verified": "sha256" in cfg["checkpoint"]}

@@ -19,7 +19,7 @@ class EngineStage(Stage):
             inputs["calibration"] = golden.fingerprint(pipe.config)
         return inputs
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.build import engine, golden
 
         calibration = golden.GoldenInputs(pipe.config)

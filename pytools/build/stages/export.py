@@ -10,10 +10,10 @@ class ExportStage(Stage):
         return dict(pipe.section("name", "version", "model", "inputs", "outputs", "dims", "export"),
                     checkpoint=pipe.checkpoint_sha(), model_source=pipe.model_source_sha())
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.build import export
 
-        summary, outputs = export.export(pipe.config, pipe.model(), pipe.checkpoint_sha(), pipe.wd)
+        summary, outputs = export.export(pipe.config, pipe.model(), inputs["checkpoint"], pipe.wd)
         return "ran", summary, outputs
 
     def describe(self, s):

@@ -46,13 +46,11 @@ class PackageStage(Stage):
                 "name": pipe.config["name"], "sign_key": assemble.key_fingerprint(sign_key(options)),
                 "git": commit, "build_url": os.environ.get("BUILD_URL"), "allow_failed_parity": allow_failed}
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.build import assemble
 
-        commit = assemble.git_commit(pipe.config)
-        version = assemble.full_version(pipe.config, opt(options, "prerelease"), commit)
-        key = sign_key(options)
-        manifest = assemble.assemble(pipe, version, commit, key, pipe.tracker.runs())
+        version, key = inputs["version"], sign_key(options)
+        manifest = assemble.assemble(pipe, version, inputs["git"], key, pipe.tracker.runs())
         files = [PACKAGE_DIR + "/" + f["path"] for f in manifest["files"]] + [PACKAGE_DIR + "/" + MANIFEST]
         if key:
             files.append(PACKAGE_DIR + "/" + SIGNATURE)

@@ -16,7 +16,7 @@ class ParityStage(Stage):
                     model_source=pipe.model_source_sha(), golden=golden.fingerprint(pipe.config),
                     engine_status=(pipe.wd.state("engine") or {}).get("status"))
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.build import parity, reports
 
         report = parity.run(pipe.config, pipe.wd, pipe.model())

@@ -26,7 +26,7 @@ class PublishStage(Stage):
         return {"manifest": pipe.wd.output_sha("package", PACKAGE_MANIFEST), "settings": settings,
                 "channel": opt(options, "channel")}
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.registry import open_registry
 
         registry = open_registry(pipe.config.get("publish"))

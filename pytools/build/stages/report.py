@@ -13,7 +13,7 @@ class ReportStage(Stage):
     def inputs(self, pipe, options):
         return {s: (pipe.wd.state(s) or {}).get("outputs") for s in ("parity", "bench", "package")}
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.tracking import report_html
 
         report_html.write(pipe.config, pipe.wd.root)

@@ -26,11 +26,11 @@ class RolloutStage(Stage):
         pipe.wd.require("package", "run `pytools package` first")
         return {"manifest": pipe.wd.output_sha("package", PACKAGE_MANIFEST), "rollout": _spec(pipe.config)}
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         from pytools.core.files import read_json
         from pytools.fleet import simulated_rollout
 
-        spec = _spec(pipe.config)
+        spec = inputs["rollout"]
         result = simulated_rollout(pipe.wd.path(PACKAGE_DIR), pipe.wd.root, count=spec["simulate"],
                                    waves=spec["waves"], max_failures=str(spec["max_failures"]))
         record = read_json(result["record"], strict=True)

@@ -27,9 +27,9 @@ class QuantizeStage(Stage):
         pipe.wd.require("export", "run `pytools export` first")
         return {"onnx": pipe.wd.output_sha("export", ONNX_FILE)}
 
-    def run(self, pipe, options):
+    def run(self, pipe, options, inputs):
         os.makedirs(os.path.dirname(pipe.wd.path(OUT)), exist_ok=True)
-        sha = pipe.wd.output_sha("export", ONNX_FILE)
+        sha = inputs["onnx"]
         atomic_write_json(pipe.wd.path(OUT), {"onnx_sha256": sha})
         return "ran", {"onnx_sha256": sha}, [OUT]
 
