@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import urllib.parse
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -29,6 +30,7 @@ from pytools.core.errors import CheckError
 from pytools.core.hashing import CHUNK, sha256_file
 from pytools.core.package import MANIFEST, SIGNATURE
 from pytools.registry.base import ALIAS_DIR, Registry, RegistryError
+from pytools.registry.claims import CLAIM_DIR, Claim
 from pytools.registry.retry import http_status, with_retries
 from pytools.registry.settings import artifactory_credentials
 
@@ -38,6 +40,9 @@ CHECKSUM_DEPLOY_MIN = 10 * 1024
 # from the manifest (written when the package was built): hashing a multi-GB engine again here
 # would cost more CPU than the upload itself on a 2-core agent.
 SMALL_FILE = 1 << 20
+# beside the versions of a model: replacements being uploaded, and old copies being switched out
+STAGING, TRASH = "_staging", "_trash"
+PROMOTIONS = "_promotions"  # promotion records, written before the copy they describe
 
 
 class ProgressReader(object):
@@ -56,11 +61,20 @@ class ProgressReader(object):
 
 
 class LargeBlockAdapter(HTTPAdapter):
-    """urllib3 sends a streamed body in 16 KiB blocks by default; 1 MiB cuts per-block overhead."""
+    """urllib3 sends a streamed body in 16 KiB blocks by default; 1 MiB cuts per-block overhead.
+    It also gives every request a timeout: some client calls (AQL, listings) pass none, and a
+    server that accepts and never answers must not hang a pipeline."""
+
+    def __init__(self, timeout):
+        self.default_timeout = timeout
+        super(LargeBlockAdapter, self).__init__()
 
     def init_poolmanager(self, *args, **kwargs):
         kwargs["blocksize"] = CHUNK
         super(LargeBlockAdapter, self).init_poolmanager(*args, **kwargs)
+
+    def send(self, request, timeout=None, **kwargs):
+        return super(LargeBlockAdapter, self).send(request, timeout=timeout or self.default_timeout, **kwargs)
 
 
 class ArtifactoryRegistry(Registry):
@@ -77,7 +91,7 @@ class ArtifactoryRegistry(Registry):
         timeout = float(settings.get("timeout", 300))
         self.root = ArtifactoryPath(self.url, timeout=(min(timeout, 30.0), timeout), **creds)
         for prefix in ("http://", "https://"):
-            self.root.session.mount(prefix, LargeBlockAdapter())
+            self.root.session.mount(prefix, LargeBlockAdapter(self.root.timeout))
         self._checked_repos = set()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -111,6 +125,9 @@ class ArtifactoryRegistry(Registry):
                                  % (what, _message(exc)))
         if status is not None:
             return RegistryError("Artifactory failed to %s (HTTP %d: %s)" % (what, status, _message(exc)))
+        if isinstance(exc, requests.Timeout):
+            return RegistryError("Artifactory at %s did not answer within %s s while trying to %s "
+                                 "(after %d retries)" % (self.url, self.root.timeout[1], what, self.retries))
         if isinstance(exc, requests.ConnectionError):
             return RegistryError("cannot reach Artifactory at %s to %s (connection failed after %d retries)"
                                  % (self.url, what, self.retries))
@@ -147,7 +164,7 @@ class ArtifactoryRegistry(Registry):
         out = []
         for item in found:
             parts = item.get("path", "").split("/")
-            if len(parts) != 3 or item.get("repo") not in repo_channel:
+            if len(parts) != 3 or item.get("repo") not in repo_channel or not semver.is_valid(parts[1]):
                 continue
             props = {p["key"]: p.get("value", "") for p in item.get("properties", [])}
             out.append({"name": parts[0], "version": parts[1], "platform": parts[2],
@@ -163,67 +180,122 @@ class ArtifactoryRegistry(Registry):
 
     def models(self):
         found = self._aql(["items.find", {"$or": [{"repo": r} for r in self._channel_of_repo()],
-                                          "name": MANIFEST}, ".include", ["repo", "path"]])
+                                          "name": MANIFEST}, ".include", ["repo", "path", "name"]])
         return sorted({item["path"].split("/")[0] for item in found})
 
     def _store(self, package_dir, manifest, channel, props, replace, verification):
         repo = self._check_repo(channel)
         name, version, platform = manifest["name"], manifest["version"], manifest["platform"]
-        folder = self._path(repo, name, version, platform)
+        final = self._path(repo, name, version, platform)
         props = dict(props, **self._build_id(manifest))
-        if replace:  # a pre-release being re-published: hide the old one first
-            self._call("delete the previous %s %s" % (name, version), lambda: folder.unlink(missing_ok=True))
-        sent = 0
+        generation = self._stored_sha256(final / MANIFEST) if replace else "new"
+        claim = Claim(self, repo, name, version, platform, generation or "new",
+                      "%s #%s" % (props["build.name"], props["build.number"]))
+        claim.take()
+        # a replacement is uploaded beside the old copy and switched in only once it is complete
+        folder = self._path(repo, name, STAGING, version, "%s-%s" % (platform, claim.id)) if replace else final
+        aside = self._path(repo, name, TRASH, version, "%s-%s" % (platform, claim.id))
+        uploaded = []
         try:
+            sent = 0
             for item in manifest["files"]:
                 sent += self._deploy_file(folder / item["path"], os.path.join(package_dir, item["path"]),
                                           item["size"], item["sha256"], props, item.get("md5"), item.get("sha1"))
+                uploaded.append((folder / item["path"], item["sha256"]))
             verification.wait()  # hashing overlapped the uploads; nothing is visible yet
             build = self._record_build(manifest, channel, props)
+            claim.check()  # a claim that showed up late still wins: stop before becoming visible
             extra = [SIGNATURE] if os.path.exists(os.path.join(package_dir, SIGNATURE)) else []
             for rel in extra + [MANIFEST]:  # the manifest last: it makes the version visible
                 path = os.path.join(package_dir, rel)
-                sent += self._deploy_file(folder / rel, path, os.path.getsize(path), sha256_file(path), props)
+                digest = sha256_file(path)
+                sent += self._deploy_file(folder / rel, path, os.path.getsize(path), digest, props)
+                uploaded.append((folder / rel, digest))
+            if replace:
+                self._switch(folder, final, aside)
         except BaseException:
-            self._cleanup(folder)
+            self._cleanup(uploaded)
+            claim.release()
             raise
-        return {"location": str(folder), "url": str(folder / MANIFEST), "bytes_sent": sent,
-                "repo": repo, "build_info": build}
+        return {"location": str(final), "url": str(final / MANIFEST), "files_url": str(final),
+                "bytes_sent": sent, "repo": repo, "build_info": build}
 
-    def _cleanup(self, folder):
+    def _stored_sha256(self, path):
+        """sha256 of a stored file, None when there is none (any other failure is an error)."""
+        return self._call("look up %s" % path.path_in_repo, lambda: _stat_or_none(path))
+
+    def _switch(self, staged, final, aside):
+        """Put a verified staged copy in place of the old one: old aside, new in, old removed;
+        if the new one cannot be moved in, the old one goes back."""
+        self._server_move(final, aside, "move the previous copy aside")
         try:
-            with_retries(lambda: folder.unlink(missing_ok=True), self.retries)
-        except Exception:  # the original failure is what the user must see
+            self._server_move(staged, final, "move the new copy into place")
+        except BaseException:
+            self._server_move(aside, final, "restore the previous copy")
+            raise
+        self._try_delete(aside)
+        self._try_delete(staged.parent)
+
+    def _server_move(self, src, dst, what):
+        """A server-side move that survives a lost reply: before each retry, look whether the
+        first attempt already happened (destination there, source gone)."""
+        def attempt():
+            if not _exists(src) and _exists(dst):
+                return
+            src.move(dst, suppress_layouts=True, fail_fast=True)
+        self._call("%s (%s)" % (what, _rel(dst)), attempt)
+
+    def _try_delete(self, path):
+        try:
+            with_retries(lambda: path.unlink(missing_ok=True), self.retries)
+        except Exception:  # best effort: the failure being reported matters more
             pass
+
+    def _cleanup(self, uploaded):
+        """Delete only files this publisher deployed, and only while they still hold its bytes."""
+        for path, sha256 in uploaded:
+            try:
+                if _stat_or_none(path) == sha256:
+                    self._try_delete(path)
+            except Exception:  # best effort: the original failure is what the user must see
+                pass
 
     def _deploy_file(self, target, path, size, sha256, props, md5=None, sha1=None):
         """Deploy one file; return how many body bytes were sent (0 for a checksum deploy)."""
         what = "deploy %s" % target.path_in_repo
+        params = _matrix(props)
         if size >= CHECKSUM_DEPLOY_MIN:
             try:
-                with_retries(lambda: target.deploy_by_checksum(sha256=sha256, parameters=props,
-                                                               quote_parameters=True), self.retries)
+                with_retries(lambda: target.deploy_by_checksum(sha256=sha256, parameters=params,
+                                                               quote_parameters=False), self.retries)
                 return 0
             except ArtifactoryException as exc:
+                if http_status(exc) == 403 and _stat_or_none(target) == sha256:
+                    return 0  # a retry after a lost reply: the server already holds exactly this
                 if http_status(exc) != 404:  # 404: the server needs the bytes
                     raise self._explain(what, exc)
             except requests.RequestException as exc:
                 raise self._explain(what, exc)
-        return self._call(what, lambda: self._upload(target, path, size, sha256, props, md5, sha1))
+        try:
+            return with_retries(lambda: self._upload(target, path, size, sha256, params, md5, sha1), self.retries)
+        except (ArtifactoryException, requests.RequestException) as exc:
+            if http_status(exc) == 403 and _stat_or_none(target) == sha256:
+                return 0  # our earlier attempt landed, its reply was lost; no overwrite needed
+            raise self._explain(what, exc)
 
-    def _upload(self, target, path, size, sha256, props, md5=None, sha1=None):
+    def _upload(self, target, path, size, sha256, params, md5=None, sha1=None):
         with open(path, "rb") as f:
             if size < SMALL_FILE:
                 data = f.read()
                 target.deploy(io.BytesIO(data), md5=hashlib.md5(data).hexdigest(),
                               sha1=hashlib.sha1(data).hexdigest(), sha256=sha256,
-                              parameters=props, quote_parameters=True)
+                              parameters=params, quote_parameters=False)
                 return len(data)
             # streamed from disk; the server checks the body against every X-Checksum-* header
             # (md5/sha1 come from the manifest, computed once when the package was built)
             with Progress(target.name[:10], size) as bar:
                 target.deploy(ProgressReader(f, size, bar), md5=md5, sha1=sha1, sha256=sha256,
-                              parameters=props, quote_parameters=True)
+                              parameters=params, quote_parameters=False)
         stored = target.stat()
         if (stored.sha256, stored.size) != (sha256, size):
             target.unlink(missing_ok=True)
@@ -248,10 +320,12 @@ class ArtifactoryRegistry(Registry):
             "buildAgent": {"name": "pytools", "version": __version__},
             "url": manifest.get("build_url") or self.env.get("BUILD_URL") or "",
             "vcs": [{"revision": manifest.get("git_commit") or "", "url": self.env.get("GIT_URL", "")}],
+            # Artifactory links a module artifact to the stored file by sha1 and md5
             "modules": [{"id": "%s:%s:%s" % (manifest["name"], manifest["version"], manifest["platform"]),
                          "artifacts": [{"type": os.path.splitext(f["path"])[1].lstrip(".") or "file",
                                         "name": f["path"], "path": "%s/%s" % (base, f["path"]),
-                                        "sha256": f["sha256"]} for f in manifest["files"]]}],
+                                        "sha256": f["sha256"], "sha1": f.get("sha1"), "md5": f.get("md5")}
+                                       for f in manifest["files"]]}],
             "properties": {"buildInfo.env.MODEL_NAME": manifest["name"],
                            "buildInfo.env.MODEL_VERSION": manifest["version"],
                            "buildInfo.env.CHANNEL": channel},
@@ -277,20 +351,84 @@ class ArtifactoryRegistry(Registry):
             if http_status(exc) == 404:
                 raise FileNotFoundError(str(source))
             raise self._explain("download %s" % source.path_in_repo, exc)
+        except FileNotFoundError:
+            raise
 
     def _transfer(self, name, version, src, dst, move, record):
-        src_path = self._path(self._check_repo(src), name, version)
-        dst_path = self._path(self._check_repo(dst), name, version)
-        verb = "move" if move else "copy"
-        action = (lambda: src_path.move(dst_path, suppress_layouts=True, fail_fast=True)) if move else \
-            (lambda: src_path.copy(dst_path, suppress_layouts=True, fail_fast=True))
-        self._call("%s %s %s from %s to %s" % (verb, name, version, src, dst), action)
+        """Promote platform by platform, each step safe to repeat: the record is stored first
+        (`_promotions/<version>.json` in the target repository, so a retry completes the same
+        promotion), each platform folder is copied to a path that does not exist yet (never into
+        an existing folder, which Artifactory would nest) or recognised as already there with
+        the same manifest, then the record goes onto the copies as properties."""
+        dst_repo = self._check_repo(dst)
+        record = self._promotion_intent(name, version, dst_repo, record)
+        src_repo = self.repos[record["promotion.from"]]
+        for platform in self._platforms(name, version, src_repo, dst_repo):
+            self._place(self._path(src_repo, name, version, platform),
+                        self._path(dst_repo, name, version, platform), record["promotion.mode"] == "move")
+        target = self._path(dst_repo, name, version)
         self._call("record the promotion of %s %s" % (name, version),
-                   lambda: dst_path.update_properties(record, recursive=True))
+                   lambda: target.update_properties(_escaped(record), recursive=True))
+        if record["promotion.mode"] == "move":
+            self._try_delete(self._path(src_repo, name, version))
+        return record
+
+    def _promotion_intent(self, name, version, dst_repo, record):
+        path = self._path(dst_repo, name, PROMOTIONS, version + ".json")
+        stored = self._read_json(path, "read the promotion record of %s %s" % (name, version))
+        if stored and stored.get("promotion.to") == record["promotion.to"]:
+            return stored  # a retry completes the promotion that was started, as it was recorded
+        data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+        self._call("record the promotion of %s %s" % (name, version), lambda: path.deploy(
+            io.BytesIO(data), md5=hashlib.md5(data).hexdigest(), sha1=hashlib.sha1(data).hexdigest(),
+            sha256=hashlib.sha256(data).hexdigest()))
+        return record
+
+    def _platforms(self, name, version, src_repo, dst_repo):
+        rows = self._aql(["items.find", {"$or": [{"repo": src_repo}, {"repo": dst_repo}],
+                                         "path": {"$match": "%s/%s/*" % (name, version)}, "name": MANIFEST},
+                          ".include", ["repo", "path", "name"]])
+        return sorted({r["path"].split("/")[2] for r in rows if r["path"].count("/") == 2})
+
+    def _place(self, src, dst, move):
+        """Copy or move one platform folder to a target path that must not exist yet; a target
+        that already holds the same manifest is success (a retry, or a reply that was lost)."""
+        expected = self._stored_sha256(src / MANIFEST)
+
+        def attempt():
+            held = _stat_or_none(dst / MANIFEST)
+            if held is not None:
+                if expected is not None and held != expected:
+                    raise RegistryError("%s already holds a different package than %s; not overwriting"
+                                        % (_rel(dst), _rel(src)))
+                if move and expected is not None:
+                    src.unlink(missing_ok=True)
+                return
+            if expected is None:
+                raise RegistryError("%s is missing; cannot promote it" % _rel(src))
+            (src.move if move else src.copy)(dst, suppress_layouts=True, fail_fast=True)
+        self._call("%s %s to %s" % ("move" if move else "copy", _rel(src), _rel(dst)), attempt)
+
+    def _read_json(self, path, what):
+        """A small JSON record, or None if there is none; a failed read is an error, not "none"."""
+        def read():
+            try:
+                return json.loads(path.read_text())
+            except (ArtifactoryException, requests.HTTPError, FileNotFoundError) as exc:
+                if isinstance(exc, FileNotFoundError) or http_status(exc) == 404:
+                    return None
+                raise
+        try:
+            return self._call(what, read)
+        except ValueError:
+            raise RegistryError("%s: %s is not valid JSON" % (what, _rel(path)))
 
     def _remove(self, name, version, channel):
-        path = self._path(self.repos[channel], name, version)
+        repo = self.repos[channel]
+        path = self._path(repo, name, version)
         self._call("delete %s %s from %s" % (name, version, channel), lambda: path.unlink(missing_ok=True))
+        for extra in (CLAIM_DIR + "/" + version, PROMOTIONS + "/" + version + ".json"):
+            self._try_delete(self._path(repo, name, extra))
 
     def _alias_folder(self, name):
         return self._path(self.repos[self.channels[0]], name, ALIAS_DIR)
@@ -300,11 +438,16 @@ class ArtifactoryRegistry(Registry):
 
         def read_all():
             try:
-                children = list(folder.iterdir())
-            except OSError:  # no alias set yet
-                return {}
-            return {c.name[:-5]: json.loads(c.read_text()) for c in children if c.name.endswith(".json")}
-        return self._call("read aliases of %s" % name, read_all)
+                children = [c for c in folder.iterdir() if c.name.endswith(".json")]
+            except (ArtifactoryException, requests.HTTPError, FileNotFoundError) as exc:
+                if isinstance(exc, FileNotFoundError) or http_status(exc) == 404:
+                    return {}  # no alias set yet; any other failure is an error, not "no aliases"
+                raise
+            return {c.name[:-5]: json.loads(c.read_text()) for c in children}
+        try:
+            return self._call("read aliases of %s" % name, read_all)
+        except ValueError:
+            raise RegistryError("an alias record of %s is not valid JSON" % name)
 
     def _write_alias(self, name, alias, record):
         self._check_repo(self.channels[0])
@@ -313,6 +456,41 @@ class ArtifactoryRegistry(Registry):
         self._call("set alias %s of %s" % (alias, name), lambda: target.deploy(
             io.BytesIO(data), md5=hashlib.md5(data).hexdigest(), sha1=hashlib.sha1(data).hexdigest(),
             sha256=hashlib.sha256(data).hexdigest()))
+
+
+def _stat_or_none(path):
+    """The stored sha256 of a file, or None if nothing is there (404)."""
+    try:
+        return path.stat().sha256
+    except (ArtifactoryException, OSError) as exc:
+        if isinstance(exc, FileNotFoundError) or http_status(exc) == 404:
+            return None
+        raise
+
+
+def _exists(path):
+    try:
+        path.stat()
+        return True
+    except (ArtifactoryException, OSError) as exc:
+        if isinstance(exc, FileNotFoundError) or http_status(exc) == 404:
+            return False
+        raise
+
+
+def _rel(path):
+    return "%s/%s" % (path.repo, path.path_in_repo.strip("/"))
+
+
+def _matrix(props):
+    """Properties as matrix parameters that survive Artifactory's parsing: names and values fully
+    percent-encoded (`/` `;` `=` `,` `\\` included), as JFrog's own clients do (URLEncoder)."""
+    return {urllib.parse.quote(k, safe=""): urllib.parse.quote(str(v), safe="") for k, v in props.items()}
+
+
+def _escaped(record):
+    """Property values for api/metadata, where `,` separates values and `\\` escapes."""
+    return {k: str(v).replace("\\", "\\\\").replace(",", "\\,") for k, v in record.items()}
 
 
 def _message(exc):

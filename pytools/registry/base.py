@@ -20,7 +20,7 @@ from pytools.core import semver
 from pytools.core.errors import CheckError, ConfigError, PytoolsError
 from pytools.core.files import read_json
 from pytools.core.package import (MANIFEST, SIGNATURE, check_relative_path, read_manifest, utc_now,
-                                  verify_package)
+                                  verify_package, verify_signature)
 
 NAME_RE = re.compile(semver.NAME_PATTERN)
 # an alias is a name that starts with a letter, so it never reads as a version or a range
@@ -142,7 +142,9 @@ class Registry(object):
         raise NotImplementedError
 
     def _transfer(self, name, version, src, dst, move, record):
-        """Copy (or move) every platform of a version from channel src to dst with a record."""
+        """Copy (or move) every platform of a version from channel src to dst with a record;
+        repeatable (platforms already in dst with the same bytes are kept, a half-done earlier
+        promotion is completed with the record it started with); return the record stored."""
         raise NotImplementedError
 
     def _remove(self, name, version, channel):
@@ -249,7 +251,7 @@ class Registry(object):
             if channel and e["channel"] != channel:
                 continue
             row = grouped.setdefault(e["version"], {"version": e["version"], "channels": [],
-                                                    "platforms": [], "promotions": []})
+                                                    "platforms": [], "promotions": [], "incomplete": []})
             if e["channel"] not in row["channels"]:
                 row["channels"].append(e["channel"])
             if e["platform"] not in row["platforms"]:
@@ -257,6 +259,8 @@ class Registry(object):
             promo = _promotion_of(e["props"])
             if promo and promo not in row["promotions"]:
                 row["promotions"].append(promo)
+            if e["props"].get("channel", e["channel"]) != e["channel"] and e["channel"] not in row["incomplete"]:
+                row["incomplete"].append(e["channel"])  # copied, record not written: `promote` again
             row["parity"] = e["props"].get("parity.passed", "unknown")
         rows = [grouped[v] for v in sorted(grouped, key=lambda t: semver.parse(t))]
         for row in rows:
@@ -330,7 +334,11 @@ class Registry(object):
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         try:
-            self._read_file(entry, MANIFEST, os.path.join(tmp, MANIFEST))
+            try:
+                self._read_file(entry, MANIFEST, os.path.join(tmp, MANIFEST))
+            except FileNotFoundError:
+                raise RegistryError("%s %s (%s): its manifest vanished from the registry"
+                                    % (name, entry["version"], entry["platform"]))
             with open(os.path.join(tmp, MANIFEST), "rb") as f:
                 manifest = json.loads(f.read().decode())
             if manifest.get("name") != name or manifest.get("version") != entry["version"]:
@@ -339,7 +347,13 @@ class Registry(object):
             for item in manifest.get("files", []):
                 target = os.path.join(tmp, item["path"])
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                self._read_file(entry, item["path"], target)
+                try:
+                    self._read_file(entry, item["path"], target)
+                except FileNotFoundError:
+                    raise RegistryError("%s %s (%s, channel %s): file %s listed in its manifest is "
+                                        "missing from the registry" % (name, entry["version"],
+                                                                       entry["platform"], entry["channel"],
+                                                                       item["path"]))
             self._read_optional(entry, SIGNATURE, os.path.join(tmp, SIGNATURE))
             try:
                 verify_package(tmp)
@@ -360,7 +374,13 @@ class Registry(object):
             pass
 
     def promote(self, name, version, to_channel, from_channel=None, force=False, move=None, who=None):
-        """Copy (or move) a version to a later channel; refuse a parity failure unless forced."""
+        """Copy (or move) a version to a later channel; refuse a parity failure unless forced.
+
+        Idempotent: promoting again a version the target already holds whole is success (the
+        stored record is returned, `already: true`); a half-done promotion (copied, record not
+        yet on the copies) is completed. The parity gate reads the stored manifest of each copy
+        (and checks its signature when `publish.public_key` is set), never editable properties.
+        """
         to_channel = self._channel(to_channel)
         wanted = semver.parse(version)
         with self._lock(name):
@@ -368,20 +388,16 @@ class Registry(object):
             if not held:
                 raise RegistryError("%s %s is not published" % (name, version))
             version = held[0]["version"]
-            channels = sorted({e["channel"] for e in held}, key=self.channels.index)
-            if to_channel in channels:
-                raise RegistryError("%s %s is already in channel %s" % (name, version, to_channel))
-            if from_channel:
-                if self._channel(from_channel) not in channels:
-                    raise RegistryError("%s %s is not in channel %s" % (name, version, from_channel))
-            else:
-                earlier = [c for c in channels if self.channels.index(c) < self.channels.index(to_channel)]
-                if not earlier:
-                    raise RegistryError("%s %s is only in %s; promotion goes forward (%s)"
-                                        % (name, version, ", ".join(channels), " -> ".join(self.channels)))
-                from_channel = earlier[-1]
-            src_entries = [e for e in held if e["channel"] == from_channel]
-            failed = [e["platform"] for e in src_entries if e["props"].get("parity.passed") == "false"]
+            in_target = [e for e in held if e["channel"] == to_channel]
+            half_done = sorted({e["props"].get("channel") for e in in_target
+                                if e["props"].get("channel") not in (None, to_channel)}, key=str)
+            from_channel = self._promotion_source(name, version, held, to_channel, from_channel, half_done)
+            src_entries = [e for e in held if e["channel"] == from_channel] or in_target
+            if in_target and not half_done and \
+                    {e["platform"] for e in src_entries} <= {e["platform"] for e in in_target}:
+                return self._promotion_result(name, version, _promotion_of(in_target[0]["props"]) or {},
+                                              [], already=True)
+            failed = self._parity_failures(src_entries)
             if failed and not force:
                 raise CheckError("%s %s failed parity (%s); promotion refused (use --force to override, "
                                  "the override is recorded)" % (name, version, ", ".join(failed)))
@@ -391,11 +407,65 @@ class Registry(object):
                       "promotion.mode": "move" if move else "copy",
                       "promotion.forced": "true" if (force and failed) else "false",
                       "channel": to_channel}
-            self._transfer(name, version, from_channel, to_channel, move, record)
-        return {"name": name, "version": version, "from": from_channel, "to": to_channel,
-                "by": record["promotion.by"], "at": record["promotion.at"],
-                "mode": record["promotion.mode"], "forced": record["promotion.forced"] == "true",
-                "parity_failed_platforms": failed}
+            record = self._transfer(name, version, from_channel, to_channel, move, record)
+        return self._promotion_result(name, version, _promotion_of(record), failed, already=False)
+
+    def _promotion_source(self, name, version, held, to_channel, from_channel, half_done):
+        channels = sorted({e["channel"] for e in held}, key=self.channels.index)
+        if half_done:
+            return half_done[0]  # the copies still carry their source channel: finish that one
+        if from_channel:
+            if self._channel(from_channel) not in channels:
+                raise RegistryError("%s %s is not in channel %s" % (name, version, from_channel))
+            return from_channel
+        earlier = [c for c in channels if self.channels.index(c) < self.channels.index(to_channel)]
+        if earlier:
+            return earlier[-1]
+        if to_channel in channels:
+            return to_channel  # moved there earlier (or published there): nothing left to do
+        raise RegistryError("%s %s is only in %s; promotion goes forward (%s)"
+                            % (name, version, ", ".join(channels), " -> ".join(self.channels)))
+
+    def _parity_failures(self, entries):
+        """Platforms whose stored manifest does not say parity passed (false, or unreadable)."""
+        failed = []
+        for entry in entries:
+            manifest = self._gate_manifest(entry)
+            parity = (manifest.get("evidence") or {}).get("parity") or {}
+            if parity.get("passed") is False or not manifest:
+                failed.append(entry["platform"])
+        return failed
+
+    def _gate_manifest(self, entry):
+        """The stored manifest the gate decides on; with a public key configured, its signature
+        must verify (no --force overrides a bad or missing signature)."""
+        tmp = tempfile.mkdtemp(prefix="gate-")
+        try:
+            path = os.path.join(tmp, MANIFEST)
+            self._read_file(entry, MANIFEST, path)
+            key = self.settings.get("public_key")
+            if key:
+                try:
+                    self._read_file(entry, SIGNATURE, os.path.join(tmp, SIGNATURE))
+                except FileNotFoundError:
+                    raise CheckError("%s %s (%s) has no signature; promotion refused (publish.public_key "
+                                     "is set)" % (entry["name"], entry["version"], entry["platform"]))
+                with open(path, "rb") as f, open(os.path.join(tmp, SIGNATURE), "rb") as sig:
+                    try:
+                        verify_signature(f.read(), sig.read(), key)
+                    except CheckError as exc:
+                        raise CheckError("%s %s (%s): stored manifest signature does not verify (%s); "
+                                         "promotion refused" % (entry["name"], entry["version"],
+                                                                entry["platform"], exc))
+            return read_json(path) or {}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _promotion_result(self, name, version, promo, failed, already):
+        return {"name": name, "version": version, "from": promo.get("from"), "to": promo.get("to"),
+                "by": promo.get("by"), "at": promo.get("at"), "mode": promo.get("mode"),
+                "forced": promo.get("forced") == "true", "parity_failed_platforms": failed,
+                "already": already}
 
     def set_alias(self, name, alias, version, who=None):
         if not ALIAS_RE.match(alias) or semver.is_valid(alias) or alias in COMPUTED_ALIASES:

@@ -22,7 +22,7 @@ import uuid
 from pytools.core import semver
 from pytools.core.errors import CheckError
 from pytools.core.files import atomic_write_json, read_json
-from pytools.core.hashing import CHUNK
+from pytools.core.hashing import CHUNK, sha256_file
 from pytools.core.package import MANIFEST, SIGNATURE
 from pytools.registry.base import ALIAS_DIR, Registry, RegistryError
 
@@ -119,9 +119,11 @@ class LocalRegistry(Registry):
                 shutil.rmtree(trash, ignore_errors=True)
 
     def _link_blob(self, sha256, size, target):
+        """Reuse a stored blob only if its bytes still hash to its name (a rotted blob is
+        replaced by the publisher's copy instead of being handed to a new version)."""
         blob = os.path.join(self.root, ".blobs", sha256)
         try:
-            if os.path.getsize(blob) != size:
+            if os.path.getsize(blob) != size or sha256_file(blob) != sha256:
                 return False
             os.link(blob, target)
             return True
@@ -158,10 +160,12 @@ class LocalRegistry(Registry):
 
     def _transfer(self, name, version, src, dst, move, record):
         src_dir = self.location(name, version, src)
-        for pdir in sorted(os.listdir(src_dir)):
+        for pdir in sorted(os.listdir(src_dir)) if os.path.isdir(src_dir) else []:
             src_pkg = os.path.join(src_dir, pdir)
             if not os.path.isfile(os.path.join(src_pkg, MANIFEST)):
                 continue
+            if os.path.isfile(os.path.join(self.location(name, version, dst, pdir), MANIFEST)):
+                continue  # promoted by an earlier, interrupted run (each platform lands whole)
             stage = self._staging_dir()
             try:
                 shutil.rmtree(stage)
@@ -171,8 +175,9 @@ class LocalRegistry(Registry):
                 self._install(stage, self.location(name, version, dst, pdir), props, replace=False)
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
-        if move:
+        if move and os.path.isdir(src_dir):
             self._remove(name, version, src)
+        return record
 
     def _remove(self, name, version, channel):
         trash = os.path.join(self._internal(".tmp"), "trash-" + uuid.uuid4().hex)

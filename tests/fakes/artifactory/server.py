@@ -14,14 +14,22 @@ JSON error bodies (`{"errors": [{"status": N, "message": "..."}]}`):
     POST   /artifactory/api/copy|move/<path>?to=/<repo>/<path>&dry=0|1
     POST   /artifactory/api/search/aql           items.find(...) (see aql.py)
     PUT    /artifactory/api/build                build-info upload; GET /api/build[/name[/number]]
+    POST   /artifactory/api/search/buildArtifacts   the files a build-info links to (by sha1+md5)
     GET    /artifactory/api/repositories, /api/system/ping
 
 Authentication: basic (user/password), `Authorization: Bearer <token>` and `X-JFrog-Art-Api`;
-anonymous access is off unless `anonymous_read=True` (then GET/HEAD need no credentials). Faults can be injected: answer a status (e.g. 500), drop the
-connection after N body bytes, corrupt a stored byte.
+anonymous access is off unless `anonymous_read=True` (then GET/HEAD need no credentials).
+Permissions (permissions.py): the default users are admins; `add_user(...)` adds one with
+read/annotate/deploy/delete/manage on some repositories, and gets Artifactory's 403s (an
+overwrite needs delete), the AQL include rule for non-admins, results filtered by read access.
+Matrix parameters are parsed per path segment as Artifactory does (see _split_matrix). A copy or
+move into an existing folder lands inside it, as on Artifactory. Faults can be injected (see
+Fault): answer a status without acting, drop the connection after N body bytes, act and then
+lose the reply (500 or a closed connection), stall; `corrupt` flips a stored byte.
 """
 import base64
 import hashlib
+import io
 import json
 import os
 import re
@@ -31,6 +39,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.fakes.artifactory import aql
+from tests.fakes.artifactory.permissions import BUILDS, Forbidden, Permissions
 from tests.fakes.artifactory.store import NotFound, Store, now_iso
 
 CHUNK = 1 << 20
@@ -38,10 +47,18 @@ PREFIX = "/artifactory"
 
 
 class Fault(object):
-    def __init__(self, kind, method=None, path=None, count=1, status=500, after_bytes=0):
+    """status: answer `status` without acting; drop: cut the body after `after_bytes`;
+    lost_reply: do the work, then answer `status` (0: close the connection without a reply);
+    stall: read the request, then answer nothing for `seconds` (None: until the server stops)."""
+
+    KINDS = ("status", "drop", "lost_reply", "stall")
+
+    def __init__(self, kind, method=None, path=None, count=1, status=500, after_bytes=0, seconds=None):
+        if kind not in self.KINDS:
+            raise ValueError("fault kind %r is not one of %s" % (kind, ", ".join(self.KINDS)))
         self.kind, self.method, self.count = kind, method, count
         self.path = re.compile(path) if path else None
-        self.status, self.after_bytes = status, after_bytes
+        self.status, self.after_bytes, self.seconds = status, after_bytes, seconds
 
     def applies(self, method, path, has_body):
         if self.kind == "drop" and not has_body:  # only a body can be cut off midway
@@ -66,6 +83,12 @@ class ArtifactoryServer(object):
         self.tokens = dict(tokens or {"test-token": "admin"})
         self.api_keys = dict(api_keys or {"test-api-key": "admin"})
         self.anonymous_read = anonymous_read  # like Artifactory's "Allow Anonymous Access" for reads
+        self.permissions = Permissions()
+        for user in set(self.users) | set(self.tokens.values()) | set(self.api_keys.values()):
+            self.permissions.add(user, admin=True)  # the default users are admins
+        if anonymous_read:
+            self.permissions.add("anonymous", ["read"])
+        self.stopping = threading.Event()
         self.faults = []
         self.log = []  # (method, path, body bytes received, status)
         self.checksum_headers = {}  # repo path -> the X-Checksum-* headers its last deploy carried
@@ -90,6 +113,7 @@ class ArtifactoryServer(object):
         return self
 
     def stop(self):
+        self.stopping.set()  # releases stalled requests
         self.httpd.shutdown()
         self.httpd.server_close()
         if self.thread:
@@ -103,9 +127,18 @@ class ArtifactoryServer(object):
 
     # -- test controls ----------------------------------------------------------------------
 
-    def inject(self, kind, method=None, path=None, count=1, status=500, after_bytes=0):
-        """kind 'status': answer `status`; kind 'drop': close the connection mid-body."""
-        fault = Fault(kind, method, path, count, status, after_bytes)
+    def add_user(self, name, password=None, token=None, actions=(), repos=None, admin=False):
+        """A user with a permission target: `actions` (read, annotate, deploy, delete, manage)
+        on `repos` (default: every repository; builds are the repository 'artifactory-build-info')."""
+        if password:
+            self.users[name] = password
+        if token:
+            self.tokens[token] = name
+        self.permissions.add(name, actions, repos, admin)
+
+    def inject(self, kind, method=None, path=None, count=1, status=500, after_bytes=0, seconds=None):
+        """See Fault: 'status', 'drop', 'lost_reply', 'stall'."""
+        fault = Fault(kind, method, path, count, status, after_bytes, seconds)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -161,21 +194,50 @@ class _Handler(BaseHTTPRequestHandler):
             self.user = self._authenticate()
             # faults match the path without deploy matrix parameters (;key=value)
             fault = self.app.take_fault(self.command, raw_path.split(";")[0], self._has_body())
+            if fault is not None and fault.kind == "lost_reply":
+                return self._lose_reply(fault, raw_path)
             if fault is not None:
                 self._apply_fault(fault)
                 return
             self._route(raw_path[len(PREFIX) + 1:])
+        except Forbidden as exc:
+            self._answer_error(HttpError(403, str(exc)))
         except HttpError as exc:
-            if self._has_body() and not self.body_read:
-                self.close_connection = True  # unread body bytes must not be taken for a request
-            self._send_json(exc.status, None, body=_error_body(exc.status, exc.message), headers=exc.headers)
+            self._answer_error(exc)
         except (ConnectionError, socket.timeout):
             self.app.record(self.command, self.path, self.received, 0)  # 0: no response
             self.close_connection = True
 
+    def _answer_error(self, exc):
+        if self._has_body() and not self.body_read:
+            self.close_connection = True  # unread body bytes must not be taken for a request
+        self._send_json(exc.status, None, body=_error_body(exc.status, exc.message), headers=exc.headers)
+
+    def _lose_reply(self, fault, raw_path):
+        """Do the request for real, then throw the answer away (the client never learns it worked)."""
+        real, self.wfile = self.wfile, io.BytesIO()
+        self.recording = False
+        try:
+            self._route(raw_path[len(PREFIX) + 1:])
+        except (HttpError, Forbidden):
+            pass
+        finally:
+            self.wfile, self.recording = real, True
+        if self._has_body() and not self.body_read:
+            self.close_connection = True
+        if fault.status:
+            self.close_connection = True
+            return self._send_json(fault.status, None, body=_error_body(fault.status, "Internal Server Error"))
+        self.app.record(self.command, self.path, self.received, 0)
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    recording = True  # False while a lost reply is being produced (the client never sees it)
+
     def send_response(self, code, message=None):
         # logged before the response goes out, so a client never sees a reply the log lacks
-        self.app.record(self.command, self.path, self.received, code)
+        if self.recording:
+            self.app.record(self.command, self.path, self.received, code)
         BaseHTTPRequestHandler.send_response(self, code, message)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _dispatch
@@ -206,6 +268,12 @@ class _Handler(BaseHTTPRequestHandler):
         return user
 
     def _apply_fault(self, fault):
+        if fault.kind == "stall":
+            self._read_body()
+            self.app.stopping.wait(fault.seconds)
+            self.app.record(self.command, self.path, self.received, 0)
+            self.close_connection = True
+            return
         if fault.kind == "drop":
             self._read_body(limit=fault.after_bytes, sink=None)
             self.app.record(self.command, self.path, self.received, 0)  # 0: no response
@@ -292,6 +360,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._copy(tail, move=area == "move")
             if area == "search" and tail == "aql" and method == "POST":
                 return self._aql()
+            if area == "search" and tail == "buildArtifacts" and method == "POST":
+                return self._build_artifacts()
             if area == "build":
                 return self._build(method, parts[2] if len(parts) > 2 else "")
             if area == "repositories" and method == "GET":
@@ -305,11 +375,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"OK")
                 return
             raise HttpError(404, "Not Found")
-        path, _, matrix = rest.partition(";")
-        path = urllib.parse.unquote(path)
+        path, matrix = _split_matrix(rest)
         handler = {"PUT": self._deploy, "GET": self._download, "HEAD": self._download,
                    "DELETE": self._delete}.get(method, self._not_allowed)
         return handler(path, matrix) if method == "PUT" else handler(path)
+
+    def _require(self, action, repo_path):
+        self.app.permissions.require(self.user, action, repo_path)
+
+    def _require_write(self, target):
+        """Deploy, plus delete when an existing file would be overwritten (Artifactory's rule)."""
+        self._require("deploy", target)
+        if target in self.app.store.files:
+            self._require("delete", target)
 
     def _not_allowed(self, *args):
         raise HttpError(405, "Method Not Allowed")
@@ -330,11 +408,13 @@ class _Handler(BaseHTTPRequestHandler):
         store = self.app.store
         if path.endswith("/"):
             target = self._repo_path(path)
+            self._require("deploy", target)
             self._read_body()
             store.make_folder(target, self.user)
             return self._send_json(201, self._info(target))
         target = self._repo_path(path)
-        props = _matrix_props(matrix)
+        self._require_write(target)
+        props = matrix
         if self.headers.get("X-Checksum-Deploy", "").lower() == "true":
             return self._deploy_by_checksum(target, props)
         tmp = store.incoming_path()
@@ -360,9 +440,13 @@ class _Handler(BaseHTTPRequestHandler):
             if os.path.exists(tmp):
                 os.unlink(tmp)
         try:
-            store.put_file(target, sha256, self.user, props)
+            self._require_write(target)  # checked again: another deploy may have landed meanwhile
+            store.put_file(target, sha256, self.user, props,
+                           only_new=not self.app.permissions.can(self.user, "delete", target.split("/")[0]))
         except ValueError as exc:
             raise HttpError(409, str(exc))
+        except FileExistsError:
+            self.app.permissions.require(self.user, "delete", target)
         return self._send_json(201, self._deploy_response(target))
 
     def _deploy_by_checksum(self, target, props):
@@ -377,7 +461,11 @@ class _Handler(BaseHTTPRequestHandler):
         found = self.app.store.find_blob(sha256=sha256 and sha256.lower(), sha1=sha1 and sha1.lower())
         if not found:
             raise HttpError(404, "Checksum deploy failed. No binary with checksum '%s' was found" % (sha256 or sha1))
-        self.app.store.put_file(target, found, self.user, props)
+        try:
+            self.app.store.put_file(target, found, self.user, props,
+                                    only_new=not self.app.permissions.can(self.user, "delete", target.split("/")[0]))
+        except FileExistsError:
+            self.app.permissions.require(self.user, "delete", target)
         return self._send_json(201, self._deploy_response(target))
 
     def _deploy_response(self, target):
@@ -389,6 +477,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _download(self, path):
         target = self._repo_path(path)
+        self._require("read", target)
         try:
             kind, node = self.app.store.get(target)
         except NotFound:
@@ -439,6 +528,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _delete(self, path):
         target = self._repo_path(path)
+        self._require("delete", target)
         try:
             self.app.store.delete(target)
         except NotFound:
@@ -466,6 +556,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _storage_get(self, path):
         target = self._repo_path(path)
+        self._require("read", target)
         try:
             kind, node = self.app.store.get(target)
         except NotFound:
@@ -486,6 +577,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _props_put(self, path):
         target = self._repo_path(path)
+        self._require("annotate", target)
         raw = (self.query.get("properties") or [""])[0]
         recursive = (self.query.get("recursive") or ["1"])[0] != "0"
         self._read_body()
@@ -497,6 +589,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _props_delete(self, path):
         target = self._repo_path(path)
+        self._require("annotate", target)
         names = [n for n in (self.query.get("properties") or [""])[0].split(",") if n]
         recursive = (self.query.get("recursive") or ["1"])[0] != "0"
         try:
@@ -507,6 +600,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metadata_patch(self, path):
         target = self._repo_path(path)
+        self._require("annotate", target)
         body = self._read_json()
         if not isinstance(body, dict) or not isinstance(body.get("props"), dict):
             raise HttpError(400, "Expected a JSON object with 'props'")
@@ -528,9 +622,18 @@ class _Handler(BaseHTTPRequestHandler):
         dst = self._repo_path(dst_raw)
         dry = (self.query.get("dry") or ["0"])[0] == "1"
         self._read_body()
+        self._require("read", src)
+        self._require("deploy", dst)
+        if move:
+            self._require("delete", src)
         verb = "moving" if move else "copying"
         try:
-            files, folders = self.app.store.copy(src, dst, self.user, move=move, dry=dry)
+            files, folders = self.app.store.copy(
+                src, dst, self.user, move=move, dry=dry,
+                may_overwrite=self.app.permissions.can(self.user, "delete", dst.split("/")[0]))
+        except FileExistsError as exc:
+            raise Forbidden("Not enough permissions to delete/overwrite artifact '%s' (user '%s' needs "
+                            "DELETE permission)." % (str(exc).replace("/", ":", 1), self.user))
         except NotFound:
             raise HttpError(404, "Could not find source path '%s'" % src)
         except ValueError as exc:
@@ -547,7 +650,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._read_body(sink=chunks.append)
         try:
             criteria, include, sort, offset, limit = aql.parse(b"".join(chunks).decode())
-            rows = [r for r in self._aql_rows(aql.wants_type(criteria)) if aql.matches(r, criteria)]
+            if not self.app.permissions.is_admin(self.user) and \
+                    not {"repo", "path", "name"} <= set(include or []):
+                raise aql.AqlError("For permissions reasons AQL demands the following fields: repo, path and name.")
+            rows = [r for r in self._aql_rows(aql.wants_type(criteria)) if aql.matches(r, criteria)
+                    and self.app.permissions.can(self.user, "read", r["repo"])]
             rows = aql.sort_rows(rows, sort)
         except aql.AqlError as exc:
             raise HttpError(400, str(exc))
@@ -575,18 +682,43 @@ class _Handler(BaseHTTPRequestHandler):
                                 "actual_md5": node["md5"]})
                 yield row
 
+    def _build_artifacts(self):
+        """POST api/search/buildArtifacts: the stored files a build-info links to. Artifactory links
+        a module artifact to an item by sha1 and md5, and only items carrying the build's
+        build.name and build.number properties."""
+        query = self._read_json() or {}
+        name, number = query.get("buildName"), str(query.get("buildNumber"))
+        self._require("read", BUILDS + "/" + str(name))
+        info = self.app.store.builds.get(name, {}).get(number)
+        if info is None:
+            raise HttpError(404, "No build was found for build name: %s, build number: %s" % (name, number))
+        wanted = {(a.get("sha1"), a.get("md5")) for m in info.get("modules", []) for a in m.get("artifacts", [])}
+        with self.app.store.lock:
+            hits = sorted(p for p, item in self.app.store.files.items()
+                          if (item["sha1"], item["md5"]) in wanted
+                          and item["props"].get("build.name") == [name]
+                          and item["props"].get("build.number") == [number]
+                          and self.app.permissions.can(self.user, "read", p.split("/")[0]))
+        if not hits:
+            raise HttpError(404, "No artifacts found for build %s #%s" % (name, number))
+        return self._send_json(200, {"results": [{"downloadUri": "%s/%s" % (self.app.url, p)} for p in hits]})
+
     def _build(self, method, tail):
         builds = self.app.store.builds
         if method == "PUT" and not tail.strip("/"):
             info = self._read_json()
             if not isinstance(info, dict) or not all(info.get(k) for k in ("name", "number", "started")):
                 raise HttpError(400, "Build info must have name, number and started")
+            self._require("deploy", BUILDS + "/" + info["name"])
+            if str(info["number"]) in builds.get(info["name"], {}):
+                self._require("delete", BUILDS + "/" + info["name"])
             with self.app.store.lock:
                 builds.setdefault(info["name"], {})[str(info["number"])] = info
             return self._send_empty(204)
         if method != "GET":
             raise HttpError(405, "Method Not Allowed")
         parts = [urllib.parse.unquote(p) for p in tail.split("?")[0].split("/") if p]
+        self._require("read", BUILDS + "/" + (parts[0] if parts else ""))
         uri = "%s/api/build" % self.app.url
         if not parts:
             return self._send_json(200, {"uri": uri, "builds": [
@@ -631,14 +763,27 @@ def _property_list(raw):
     return props
 
 
-def _matrix_props(matrix):
-    """Deploy matrix parameters `k=v;k=v2;k2=v` -> {k: [v, v2], k2: [v]}."""
-    props = {}
-    for part in matrix.split(";") if matrix else []:
-        if part:
-            key, _, value = part.partition("=")
-            props.setdefault(urllib.parse.unquote(key), []).append(urllib.parse.unquote(value))
-    return props
+def _split_matrix(raw):
+    """A raw request path -> (decoded path, {key: [values]}), parsed as Artifactory does.
+
+    Matrix parameters may sit on any path segment (`/repo;a=1/dir/file;b=2`), so the raw path is
+    split on `/` first and each segment on `;`; only then are names and values percent-decoded.
+    A value must therefore percent-encode `/` and `;` (as JFrog's clients do, URLEncoder-style):
+    a raw `/` ends the value and the rest becomes path. A key repeated gives several values; a
+    `,` is a plain character here (only the ?properties= syntax splits values on commas).
+    """
+    segments, props = [], {}
+    for segment in raw.split("/"):
+        name, *params = segment.split(";")
+        segments.append(urllib.parse.unquote(name))
+        for param in params:
+            if param:
+                key, _, value = param.partition("=")
+                props.setdefault(urllib.parse.unquote(key), []).append(urllib.parse.unquote(value))
+    path = "/".join(segments)
+    while "//" in path:  # an empty segment (`a//b`) collapses, as in the servlet container
+        path = path.replace("//", "/")
+    return path, props
 
 
 def _parse_range(header, size):

@@ -66,11 +66,15 @@ class Store(object):
 
     # -- items ------------------------------------------------------------------------------
 
-    def put_file(self, path, sha256, user, props):
-        """Create or overwrite the item at `path` pointing at blob `sha256`."""
+    def put_file(self, path, sha256, user, props, only_new=False):
+        """Create or overwrite the item at `path` pointing at blob `sha256`; with `only_new`
+        (a user without delete permission) an existing item raises FileExistsError instead,
+        decided under the lock: of two racing deploys exactly one creates the item."""
         with self.lock:
             if path in self.folders:
                 raise ValueError("a folder exists at %s" % path)
+            if only_new and path in self.files:
+                raise FileExistsError(path)
             self._ensure_parents(path, user)
             blob = self.blobs[sha256]
             stamp = now_iso()
@@ -137,13 +141,21 @@ class Store(object):
                 del self.folders[p]
             return len(files), len(folders)
 
-    def copy(self, src, dst, user, move=False, dry=False):
-        """Copy or move a file or folder tree; return (files, folders) counts."""
+    def copy(self, src, dst, user, move=False, dry=False, may_overwrite=True):
+        """Copy or move a file or folder tree; return (files, folders) counts.
+
+        As Artifactory does: a target that is an existing folder receives the source *inside*
+        it (`copy a/1.0 -> b/1.0` with b/1.0 present gives b/1.0/1.0/...); files already at the
+        target are overwritten, which needs delete permission (`may_overwrite`), else
+        FileExistsError names the first one and nothing is copied."""
         with self.lock:
-            kind, _ = self.get(src)
-            if kind == "file" and dst in self.folders:
+            self.get(src)
+            if dst in self.folders:
                 dst = dst + "/" + posixpath.basename(src)
             files, folders = self.subtree(src)
+            clash = [dst + p[len(src):] for p in sorted(files) if dst + p[len(src):] in self.files]
+            if clash and not may_overwrite:
+                raise FileExistsError(clash[0])
             if dry:
                 return len(files), len(folders)
             for p in sorted(folders):

@@ -198,8 +198,8 @@ def test_promotion_is_a_server_side_copy_or_move_with_a_metadata_record(artifact
     registry.promote("weed-detector", "4.0.0", "staging")
     registry.promote("weed-detector", "4.0.0", "release", move=True)
     calls = [(m, p.split("?")[0]) for m, p, n, s in artifactory.log[start:] if m in ("POST", "PATCH")]
-    assert ("POST", "/artifactory/api/copy/models-dev/weed-detector/4.0.0") in calls
-    assert ("POST", "/artifactory/api/move/models-staging/weed-detector/4.0.0") in calls
+    assert ("POST", "/artifactory/api/copy/models-dev/weed-detector/4.0.0/onnxruntime") in calls
+    assert ("POST", "/artifactory/api/move/models-staging/weed-detector/4.0.0/onnxruntime") in calls
     assert ("PATCH", "/artifactory/api/metadata/models-release/weed-detector/4.0.0") in calls
     released = ArtifactoryPath(artifactory.url + "/models-release/weed-detector/4.0.0/onnxruntime/model.onnx",
                                token="test-token")

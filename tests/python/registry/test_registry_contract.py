@@ -100,8 +100,10 @@ def test_promotion_records_who_and_when(registry, make_package, monkeypatch):
     assert row["channels"] == ["dev", "staging"]
     assert row["promotions"][0]["by"] == "release-manager-anna"
     assert row["promotions"][0]["at"] == result["at"]
-    with pytest.raises(RegistryError, match="already in channel staging"):
-        registry.promote("weed-detector", "1.4.0", "staging")
+    again = registry.promote("weed-detector", "1.4.0", "staging")  # a retry: success, nothing redone
+    assert again["already"] is True and (again["by"], again["at"]) == ("release-manager-anna", result["at"])
+    assert [(c["channel"], c["platform"]) for c in registry.copies("weed-detector", "1.4.0")] == \
+        [("dev", "onnxruntime"), ("staging", "onnxruntime")]  # not nested, not duplicated
     registry.promote("weed-detector", "1.4.0", "release", move=True)
     assert registry.versions("weed-detector")[0]["channels"] == ["dev", "release"]
     with pytest.raises(RegistryError, match="not published"):
