@@ -42,6 +42,8 @@ PUBLISH_SCHEMA = {
         "retries": {"type": "integer", "minimum": 0, "maximum": 10},
         "build_name": {"type": "string", "minLength": 1,
                        "description": "Artifactory build-info name (default $JOB_NAME or the model name)"},
+        "public_key": {"type": "string", "minLength": 1,
+                       "description": "PEM public key: promotion requires a valid manifest signature"},
     },
 }
 

@@ -19,7 +19,7 @@ import urllib.parse
 
 import requests
 from requests.adapters import HTTPAdapter
-from artifactory import ArtifactoryBuildManager, ArtifactoryPath
+from artifactory import ArtifactoryBuildManager, ArtifactoryPath, quote_url
 from dohq_artifactory.exception import ArtifactoryException, raise_for_status
 
 from pytools import __version__
@@ -246,10 +246,20 @@ class ArtifactoryRegistry(Registry):
         self._call("%s (%s)" % (what, _rel(dst)), attempt)
 
     def _try_delete(self, path):
+        """Delete if possible; True when it is gone (best effort: the failure being reported,
+        or the result already achieved, matters more than a leftover)."""
         try:
-            with_retries(lambda: path.unlink(missing_ok=True), self.retries)
-        except Exception:  # best effort: the failure being reported matters more
-            pass
+            with_retries(lambda: self._unlink(path), self.retries)
+            return True
+        except Exception:
+            return False
+
+    def _unlink(self, path):
+        """DELETE a file or folder; gone already is fine. (The client's unlink() swallows every
+        status but 404, a refused delete included, so it cannot be trusted to report one.)"""
+        response = self.root.session.delete(quote_url(str(path)), timeout=self.root.timeout)
+        if response.status_code != 404:
+            raise_for_status(response)
 
     def _cleanup(self, uploaded):
         """Delete only files this publisher deployed, and only while they still hold its bytes."""
@@ -298,7 +308,7 @@ class ArtifactoryRegistry(Registry):
                               parameters=params, quote_parameters=False)
         stored = target.stat()
         if (stored.sha256, stored.size) != (sha256, size):
-            target.unlink(missing_ok=True)
+            self._unlink(target)
             raise CheckError("Artifactory stored %s as %s bytes with sha256 %s; expected %d bytes, %s"
                              % (target.path_in_repo, stored.size, stored.sha256, size, sha256))
         return size
@@ -402,7 +412,7 @@ class ArtifactoryRegistry(Registry):
                     raise RegistryError("%s already holds a different package than %s; not overwriting"
                                         % (_rel(dst), _rel(src)))
                 if move and expected is not None:
-                    src.unlink(missing_ok=True)
+                    self._unlink(src)
                 return
             if expected is None:
                 raise RegistryError("%s is missing; cannot promote it" % _rel(src))
@@ -426,7 +436,7 @@ class ArtifactoryRegistry(Registry):
     def _remove(self, name, version, channel):
         repo = self.repos[channel]
         path = self._path(repo, name, version)
-        self._call("delete %s %s from %s" % (name, version, channel), lambda: path.unlink(missing_ok=True))
+        self._call("delete %s %s from %s" % (name, version, channel), lambda: self._unlink(path))
         for extra in (CLAIM_DIR + "/" + version, PROMOTIONS + "/" + version + ".json"):
             self._try_delete(self._path(repo, name, extra))
 

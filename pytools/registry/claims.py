@@ -26,6 +26,7 @@ from pytools.core.package import utc_now
 from pytools.registry.base import RegistryError, current_user
 
 CLAIM_DIR = "_claims"
+WITHDRAWN = "claim.withdrawn"  # set on a claim its publisher could not delete
 
 
 class Claim(object):
@@ -52,8 +53,9 @@ class Claim(object):
     def check(self):
         """Still the first claim? Otherwise let go of ours and say who won."""
         rows = self.registry._aql(["items.find", {"repo": self.repo, "path": self.folder_rel},
-                                   ".include", ["repo", "path", "name", "created"]])
-        ordered = sorted((r.get("created", ""), r["name"]) for r in rows if r["name"].endswith(".json"))
+                                   ".include", ["repo", "path", "name", "created", "property"]])
+        ordered = sorted((r.get("created", ""), r["name"]) for r in rows if r["name"].endswith(".json")
+                         and {"key": WITHDRAWN, "value": "true"} not in r.get("properties", []))
         first = ordered[0][1][:-5] if ordered else None
         if first == self.id:
             return
@@ -72,7 +74,15 @@ class Claim(object):
         return "build %s by %s at %s" % (other.get("build") or "?", other.get("by") or "?", other.get("at") or "?")
 
     def release(self):
-        """Remove our own claim (best effort: an identity without delete permission keeps it)."""
-        if self.held:
-            self.held = False
-            self.registry._try_delete(self.path)
+        """Remove our own claim; an identity without delete permission marks it withdrawn
+        instead (Annotate), so it never blocks a later publisher."""
+        if not self.held:
+            return
+        self.held = False
+        if self.registry._try_delete(self.path):
+            return
+        try:
+            self.registry._call("withdraw claim %s" % self.id,
+                                lambda: self.path.update_properties({WITHDRAWN: "true"}))
+        except Exception:  # best effort: the failure being reported matters more
+            pass

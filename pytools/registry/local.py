@@ -100,7 +100,8 @@ class LocalRegistry(Registry):
             self._install(stage, final, props, replace)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-        return {"location": final, "url": "file://" + final, "bytes_sent": sent, "bytes_reused": reused}
+        return {"location": final, "url": "file://" + final, "files_url": "file://" + final,
+                "bytes_sent": sent, "bytes_reused": reused}
 
     def _install(self, stage, final, props, replace):
         version_dir = os.path.dirname(final)

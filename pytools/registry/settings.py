@@ -4,6 +4,7 @@ Secrets (token, API key, password) come only from the environment or from files 
 environment; the config file never holds them, and they never reach a command line or a log.
 """
 import os
+import urllib.parse
 
 from pytools.core.backends import REGISTRY_BACKENDS as BACKENDS
 from pytools.core.errors import ConfigError
@@ -18,6 +19,7 @@ ENV_KEYS = {
     "ARTIFACTORY_URL": "url",
     "ARTIFACTORY_REPO_PREFIX": "repo_prefix",
     "PYTOOLS_REGISTRY_CHANNEL": "channel",
+    "PYTOOLS_REGISTRY_PUBLIC_KEY": "public_key",
 }
 
 
@@ -56,12 +58,25 @@ def effective_settings(settings=None, environ=None):
         if not out.get("url"):
             raise ConfigError("publish.backend is artifactory but no URL is set "
                               "(publish.url or $ARTIFACTORY_URL)")
+        check_url(out["url"])
         repos = dict(out.get("repositories") or {})
         prefix = out.get("repo_prefix", "models")
         for channel in out["channels"]:
             repos.setdefault(channel, "%s-%s" % (prefix, channel))
         out["repositories"] = repos
     return out
+
+
+def check_url(url):
+    """Artifactory's REST API lives under its context path; without it every call is a 404 the
+    client reports confusingly, so say so up front."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError("Artifactory URL %r is not an http(s):// URL" % url)
+    if not parsed.path.rstrip("/").endswith("/artifactory"):
+        raise ConfigError("Artifactory URL %s does not end with the /artifactory context path "
+                          "(try %s://%s%s/artifactory)" % (url, parsed.scheme, parsed.netloc,
+                                                           parsed.path.rstrip("/")))
 
 
 def _secret(env, name):

@@ -127,7 +127,9 @@ def stage_io(workdir_root, stage):
         if spec.name == "publish" and summary.get("url"):
             # the published copy, referenced at its registry URL (local file:// or Artifactory)
             package = wd.path(PACKAGE_DIR)
-            items.append({"name": "registry", "path": package, "type": "package", "url": summary["url"],
+            # (files_url: the folder the package's files sit in; url names the manifest itself)
+            items.append({"name": "registry", "path": package, "type": "package",
+                          "url": summary.get("files_url") or summary["url"],
                           "sha256": _dir_sha256(package)})
         produced[spec.name] = items
     wanted = stage_spec(stage).consumes

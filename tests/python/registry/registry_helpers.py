@@ -13,7 +13,8 @@ TOKEN_ENV = {"ARTIFACTORY_TOKEN": "test-token"}
 
 
 def build_package(dest, name="weed-detector", version="1.0.0", platform="onnxruntime",
-                  files=None, parity=True, git_commit="3f2a1bc0" * 5):
+                  files=None, parity=True, git_commit="3f2a1bc0" * 5,
+                  build_url="https://jenkins.example/job/models/42/", sign_key=None):
     """A small but real package directory made with pytools.core.package.write_package."""
     src = dest + ".src"
     os.makedirs(src, exist_ok=True)
@@ -27,13 +28,13 @@ def build_package(dest, name="weed-detector", version="1.0.0", platform="onnxrun
         entries[rel] = (path, "onnx" if rel.endswith(".onnx") else "torchscript")
     write_package(dest, entries, {
         "name": name, "version": version, "platform": platform, "git_commit": git_commit,
-        "build_url": "https://jenkins.example/job/models/42/",
+        "build_url": build_url,
         "runtime": {"kind": "onnxruntime", "entry": "model.onnx", "precision": "fp32",
                     "inputs": [], "outputs": [], "constraints": {"onnx_opset": 17}},
         "lineage": {"checkpoint_sha256": "a" * 64, "onnx_sha256": "b" * 64, "parent": None,
                     "tracking_runs": []},
         "evidence": {"parity": {"passed": parity}, "bench": {}},
-    })
+    }, signing_key_path=sign_key)
     return dest
 
 
@@ -54,3 +55,13 @@ def corrupt_stored(registry, name, version, rel):
     else:
         registry.server.corrupt("/".join([registry.repos[entry["channel"]], name, entry["version"],
                                           entry["platform"], rel]))
+
+
+def remove_stored(registry, name, version, rel):
+    """Delete one stored file of a published package behind the registry's back."""
+    entry = registry.resolve(name, version)
+    if registry.kind == "local":
+        os.unlink(os.path.join(entry["location"], rel))
+    else:
+        registry.server.store.delete("/".join([registry.repos[entry["channel"]], name, entry["version"],
+                                               entry["platform"], rel]))

@@ -213,3 +213,48 @@ def test_paths_leading_out_of_the_package_are_refused_before_anything_is_read(re
     with pytest.raises(CheckError, match="outside the package"):
         registry.publish(pkg)
     assert registry.versions("weed-detector") == []
+
+
+def _claim_parity_passed(registry, name, version):
+    """What anyone with Annotate permission (or write access to a local registry) can do."""
+    entry = registry.resolve(name, version)
+    if registry.kind == "local":
+        sidecar = os.path.join(os.path.dirname(entry["location"]), ".props-%s.json" % entry["platform"])
+        os.unlink(sidecar)  # no sidecar at all: nothing says it failed
+    else:
+        from artifactory import ArtifactoryPath
+        ArtifactoryPath(entry["location"], token="test-token").update_properties(
+            {"parity.passed": "true"}, recursive=True)
+
+
+def test_a_tampered_parity_property_does_not_open_the_gate(registry, make_package):
+    registry.publish(make_package(version="1.5.0", parity=False))
+    _claim_parity_passed(registry, "weed-detector", "1.5.0")
+    with pytest.raises(CheckError, match="failed parity"):
+        registry.promote("weed-detector", "1.5.0", "staging")
+    assert registry.versions("weed-detector")[0]["channels"] == ["dev"]
+
+
+def test_the_gate_checks_the_stored_signature_when_a_key_is_configured(registry, tmp_path):
+    from registry_helpers import open_registry as reopen
+    generate_keypair(str(tmp_path / "key.pem"), str(tmp_path / "key.pub"))
+    build_package(str(tmp_path / "signed"), version="3.2.0", sign_key=str(tmp_path / "key.pem"))
+    build_package(str(tmp_path / "unsigned"), version="3.3.0")
+    registry.publish(str(tmp_path / "signed"))
+    registry.publish(str(tmp_path / "unsigned"))
+    settings = dict(registry.settings, public_key=str(tmp_path / "key.pub"))
+    checked = reopen(settings, environ=dict(registry.env))
+    assert checked.promote("weed-detector", "3.2.0", "staging")["to"] == "staging"
+    with pytest.raises(CheckError, match="no signature"):
+        checked.promote("weed-detector", "3.3.0", "staging", force=True)  # --force is for parity only
+
+
+def test_a_missing_stored_file_on_fetch_is_one_clear_error(registry, make_package, tmp_path):
+    from registry_helpers import remove_stored
+    registry.publish(make_package(version="1.7.1"))
+    remove_stored(registry, "weed-detector", "1.7.1", "model.ts")
+    dest = str(tmp_path / "out")
+    with pytest.raises(RegistryError) as err:
+        registry.fetch("weed-detector", "1.7.1", dest)
+    assert "1.7.1" in str(err.value) and "model.ts" in str(err.value) and "missing" in str(err.value)
+    assert not os.path.exists(dest) and not os.path.exists(dest + ".partial")
