@@ -30,5 +30,7 @@ def handle(args):
                  [[r["version"], ",".join(r["channels"]), ",".join(r["platforms"]), r.get("parity", ""),
                    "; ".join("%s->%s by %s%s" % (p.get("from"), p.get("to"), p.get("by"),
                                                   " (forced)" if p.get("forced") == "true" else "")
-                             for p in r["promotions"])] for r in rows]) if rows else "(no versions)"
+                             for p in r["promotions"]) +
+                   "".join("; %s INCOMPLETE (run promote again)" % c for c in r.get("incomplete", []))]
+                  for r in rows]) if rows else "(no versions)"
     return {"name": args.name, "versions": rows}, text

@@ -81,3 +81,11 @@ def test_cli_against_artifactory(run, artifactory, make_package):
     r = run("versions", "weed-detector", registry=artifactory.url,
             extra_env={"ARTIFACTORY_TOKEN": "not-the-token"})
     assert r.code == 1 and "rejected the credentials" in r.error_line and "not-the-token" not in r.err
+
+
+def test_a_missing_file_on_fetch_is_one_line_naming_version_and_file(run, make_package, tmp_path):
+    assert run("publish", make_package(version="1.0.0")).code == 0
+    os.unlink(str(tmp_path / "reg" / "dev" / "weed-detector" / "1.0.0" / "onnxruntime" / "model.ts"))
+    r = run("fetch", "weed-detector", "1.0.0", "--dest", str(tmp_path / "out"))
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+    assert "1.0.0" in r.error_line and "model.ts" in r.error_line and "internal error" not in r.err

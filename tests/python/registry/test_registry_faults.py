@@ -16,7 +16,6 @@ from artifactory import ArtifactoryPath
 from registry_helpers import ROOT, artifactory_registry
 from pytools.core.errors import CheckError
 from pytools.registry import RegistryError
-from pytools.registry.claims import Claim
 
 pytestmark = pytest.mark.timeout(120)
 NAME = "weed-detector"
@@ -70,6 +69,7 @@ def test_concurrent_publishers_of_one_new_version_leave_one_complete_winner(
 
 
 def test_a_publisher_that_finds_an_earlier_claim_stops_and_names_its_build(server, make_package):
+    from pytools.registry.claims import Claim
     registry = artifactory_registry(server, environ=DEPLOYER)  # cannot delete: withdraws its claim
     rival = Claim(registry, "models-dev", NAME, "5.0.0", "onnxruntime", "new", "models/other #7-onnxruntime")
     rival.take()  # another pipeline is mid-publish

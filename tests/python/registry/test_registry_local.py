@@ -60,3 +60,20 @@ def test_a_failed_publish_leaves_nothing_visible(make_package, tmp_path):
         registry.publish(pkg)
     assert registry.versions("weed-detector") == []
     assert not os.path.exists(str(tmp_path / "reg" / "dev"))
+
+
+def test_a_rotted_blob_is_not_reused_for_a_new_version(make_package, tmp_path):
+    registry = open_registry({"path": str(tmp_path / "reg")}, environ={})
+    files = {"model.onnx": os.urandom(50000), "model.ts": b"ts"}
+    first = registry.publish(make_package(version="1.0.0", files=files))
+    blob = os.path.join(first["location"], "model.onnx")
+    with open(blob, "r+b") as f:  # bit rot in the content store (same size, other bytes)
+        byte = f.read(1)
+        f.seek(0)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    second = registry.publish(make_package(version="1.0.1", files=files))
+    assert second["bytes_reused"] < 50000  # the rotted blob was not linked into the new version
+    out = str(tmp_path / "out")
+    registry.fetch("weed-detector", "1.0.1", out)  # verifies every byte
+    with open(os.path.join(out, "model.onnx"), "rb") as f:
+        assert f.read() == files["model.onnx"]
