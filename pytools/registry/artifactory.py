@@ -160,7 +160,7 @@ class ArtifactoryRegistry(Registry):
         repo_channel = self._channel_of_repo()
         query = {"$or": [{"repo": r} for r in repo_channel], "name": MANIFEST}
         query.update(criteria)
-        found = self._aql(["items.find", query, ".include", ["repo", "path", "name", "property"]])
+        found = self._aql(["items.find", query, ".include", ["repo", "path", "name", "property.*"]])
         out = []
         for item in found:
             parts = item.get("path", "").split("/")
@@ -199,9 +199,12 @@ class ArtifactoryRegistry(Registry):
         try:
             sent = 0
             for item in manifest["files"]:
-                sent += self._deploy_file(folder / item["path"], os.path.join(package_dir, item["path"]),
-                                          item["size"], item["sha256"], props, item.get("md5"), item.get("sha1"))
-                uploaded.append((folder / item["path"], item["sha256"]))
+                target = folder / item["path"]
+                n, created = self._deploy_file(target, os.path.join(package_dir, item["path"]),
+                                               item["size"], item["sha256"], props, item.get("md5"), item.get("sha1"))
+                sent += n
+                if created:
+                    uploaded.append((target, item["sha256"]))
             verification.wait()  # hashing overlapped the uploads; nothing is visible yet
             build = self._record_build(manifest, channel, props)
             claim.check()  # a claim that showed up late still wins: stop before becoming visible
@@ -209,8 +212,10 @@ class ArtifactoryRegistry(Registry):
             for rel in extra + [MANIFEST]:  # the manifest last: it makes the version visible
                 path = os.path.join(package_dir, rel)
                 digest = sha256_file(path)
-                sent += self._deploy_file(folder / rel, path, os.path.getsize(path), digest, props)
-                uploaded.append((folder / rel, digest))
+                n, created = self._deploy_file(folder / rel, path, os.path.getsize(path), digest, props)
+                sent += n
+                if created:
+                    uploaded.append((folder / rel, digest))
             if replace:
                 self._switch(folder, final, aside)
         except BaseException:
@@ -234,7 +239,6 @@ class ArtifactoryRegistry(Registry):
             self._server_move(aside, final, "restore the previous copy")
             raise
         self._try_delete(aside)
-        self._try_delete(staged.parent)
 
     def _server_move(self, src, dst, what):
         """A server-side move that survives a lost reply: before each retry, look whether the
@@ -271,26 +275,29 @@ class ArtifactoryRegistry(Registry):
                 pass
 
     def _deploy_file(self, target, path, size, sha256, props, md5=None, sha1=None):
-        """Deploy one file; return how many body bytes were sent (0 for a checksum deploy)."""
+        """Deploy one file; return (body bytes sent: 0 for a checksum deploy, whether this call
+        stored it). A write refused as an overwrite (403) of exactly these bytes is taken as done,
+        but not as ours: a clean-up never deletes a file someone else may have put there."""
         what = "deploy %s" % target.path_in_repo
         params = _matrix(props)
         if size >= CHECKSUM_DEPLOY_MIN:
             try:
                 with_retries(lambda: target.deploy_by_checksum(sha256=sha256, parameters=params,
                                                                quote_parameters=False), self.retries)
-                return 0
+                return 0, True
             except ArtifactoryException as exc:
                 if http_status(exc) == 403 and _stat_or_none(target) == sha256:
-                    return 0  # a retry after a lost reply: the server already holds exactly this
+                    return 0, False  # e.g. a retry after a lost reply: the server holds exactly this
                 if http_status(exc) != 404:  # 404: the server needs the bytes
                     raise self._explain(what, exc)
             except requests.RequestException as exc:
                 raise self._explain(what, exc)
         try:
-            return with_retries(lambda: self._upload(target, path, size, sha256, params, md5, sha1), self.retries)
+            return with_retries(lambda: self._upload(target, path, size, sha256, params, md5, sha1),
+                                self.retries), True
         except (ArtifactoryException, requests.RequestException) as exc:
             if http_status(exc) == 403 and _stat_or_none(target) == sha256:
-                return 0  # our earlier attempt landed, its reply was lost; no overwrite needed
+                return 0, False  # an earlier attempt landed and its reply was lost
             raise self._explain(what, exc)
 
     def _upload(self, target, path, size, sha256, params, md5=None, sha1=None):

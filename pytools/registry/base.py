@@ -421,8 +421,9 @@ class Registry(object):
         earlier = [c for c in channels if self.channels.index(c) < self.channels.index(to_channel)]
         if earlier:
             return earlier[-1]
-        if to_channel in channels:
-            return to_channel  # moved there earlier (or published there): nothing left to do
+        promoted = [e for e in held if e["channel"] == to_channel and _promotion_of(e["props"])]
+        if promoted:
+            return to_channel  # moved there by an earlier promotion: nothing left to do
         raise RegistryError("%s %s is only in %s; promotion goes forward (%s)"
                             % (name, version, ", ".join(channels), " -> ".join(self.channels)))
 

@@ -58,7 +58,7 @@ class Claim(object):
     def check(self):
         """Still the first claim? Otherwise let go of ours and say who won."""
         rows = self.registry._aql(["items.find", {"repo": self.repo, "path": self.folder_rel},
-                                   ".include", ["repo", "path", "name", "created", "property"]])
+                                   ".include", ["repo", "path", "name", "created", "property.*"]])
         ordered = sorted((r.get("created", ""), r["name"]) for r in rows if r["name"].endswith(".json")
                          and {"key": WITHDRAWN, "value": "true"} not in r.get("properties", []))
         first = ordered[0][1][:-5] if ordered else None
