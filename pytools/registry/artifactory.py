@@ -113,8 +113,8 @@ class ArtifactoryRegistry(Registry):
     def _explain(self, what, exc):
         status = http_status(exc)
         if status == 401 and not self.has_credentials:
-            return RegistryError("Artifactory at %s requires credentials to %s: set ARTIFACTORY_TOKEN, "
-                                 "ARTIFACTORY_API_KEY or ARTIFACTORY_USER+ARTIFACTORY_PASSWORD (or *_FILE)"
+            return RegistryError("Artifactory at %s requires credentials to %s: set ARTIFACTORY_TOKEN "
+                                 "(an access token) or ARTIFACTORY_USER+ARTIFACTORY_PASSWORD (or *_FILE)"
                                  % (self.url, what))
         if status == 401:
             return RegistryError("Artifactory at %s rejected the credentials while trying to %s "
@@ -218,12 +218,21 @@ class ArtifactoryRegistry(Registry):
                     uploaded.append((folder / rel, digest))
             if replace:
                 self._switch(folder, final, aside)
+            self._verify_visible(final, uploaded[-1][1] if uploaded else sha256_file(
+                os.path.join(package_dir, MANIFEST)), name, version, platform)
         except BaseException:
             self._cleanup(uploaded)
             claim.release()
             raise
         return {"location": str(final), "url": str(final / MANIFEST), "files_url": str(final),
                 "bytes_sent": sent, "repo": repo, "build_info": build}
+
+    def _verify_visible(self, final, manifest_sha256, name, version, platform):
+        """Verify after write: "published" is only said when the stored manifest is ours."""
+        stored = self._stored_sha256(final / MANIFEST)
+        if stored != manifest_sha256:
+            raise RegistryError("%s %s (%s): the stored manifest is not the one this publish uploaded "
+                                "(sha256 %s); another publisher wrote it" % (name, version, platform, stored))
 
     def _stored_sha256(self, path):
         """sha256 of a stored file, None when there is none (any other failure is an error)."""

@@ -81,6 +81,18 @@ def test_a_publisher_that_finds_an_earlier_claim_stops_and_names_its_build(serve
     assert artifactory_registry(server).publish(make_package(version="5.0.0"))["version"] == "5.0.0"
 
 
+@pytest.mark.parametrize("status", [0, 500], ids=["connection-closed", "http-500"])
+def test_a_deploy_whose_reply_was_lost_is_not_an_overwrite(server, make_package, tmp_path, status):
+    registry = artifactory_registry(server, environ=DEPLOYER)  # may not overwrite: a retry gets 403
+    small = os.urandom(4000)  # below the checksum-deploy size: one plain PUT, whose reply is lost
+    server.inject("lost_reply", method="PUT", path="model.ts$", status=status)
+    result = registry.publish(make_package(version="3.0.0", files={"model.onnx": b"onnx", "model.ts": small}))
+    assert result["version"] == "3.0.0"
+    assert [s for m, p, n, s in server.log if m == "PUT" and "model.ts" in p][-1] == 403  # the retry
+    registry.fetch(NAME, "3.0.0", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "model.ts").read_bytes() == small
+
+
 def test_overwrite_needs_delete_permission(server):
     path = ArtifactoryPath(server.url + "/models-dev/x/f.bin", token="deployer-token")
     path.deploy(io.BytesIO(b"one"))
