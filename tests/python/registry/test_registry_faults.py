@@ -258,3 +258,19 @@ def test_promotion_needs_the_stored_evidence_not_a_property(server, make_package
         {"parity.passed": "true"}, recursive=True)  # Annotate permission is enough for this
     with pytest.raises(CheckError, match="failed parity"):
         registry.promote(NAME, "7.0.0", "staging")
+
+
+def test_wandb_references_of_an_artifactory_publish_are_real_files(server, make_package, tmp_path):
+    from pytools.core.workdir import PACKAGE_DIR
+    from pytools.tracking.wandb_tracker import stage_io
+    import shutil
+    work = tmp_path / "work"
+    shutil.copytree(make_package(version="1.0.0"), str(work / PACKAGE_DIR))
+    result = artifactory_registry(server).publish(str(work / PACKAGE_DIR))
+    (work / "state").mkdir()
+    (work / "state" / "publish.json").write_text(json.dumps({"status": "ran", "summary": result, "outputs": {}}))
+    [item] = [i for i in stage_io(str(work), "publish")[1] if i["name"] == "registry"]
+    for rel in ("model.onnx", "model.ts", "manifest.json"):  # what the tracker references: url/<rel>
+        got = requests.get(item["url"].rstrip("/") + "/" + rel, headers={"Authorization": "Bearer test-token"},
+                           timeout=10)
+        assert got.status_code == 200, (item["url"], rel)
