@@ -190,8 +190,10 @@ def test_a_failed_replacement_keeps_the_previous_prerelease(server, make_package
         registry.publish(make_package(version="1.1.0-mr.3", files={"model.onnx": b"rebuilt", "model.ts": b"ts"}))
     registry.fetch(NAME, "1.1.0-mr.3", str(tmp_path / "kept"))
     assert (tmp_path / "kept" / "model.onnx").read_bytes() == b"first build"
+    server.inject("lost_reply", method="POST", path="api/move/", status=500, count=2)  # both switch moves
     result = registry.publish(make_package(version="1.1.0-mr.3", files={"model.onnx": b"rebuilt", "model.ts": b"ts"}))
     assert result["replaced"] is True
+    assert [s for m, p, n, s in server.log if "api/move/" in p] == [500, 500]  # each done once, reply lost
     registry.fetch(NAME, "1.1.0-mr.3", str(tmp_path / "new"))
     assert (tmp_path / "new" / "model.onnx").read_bytes() == b"rebuilt"
     assert not [p for p in server.store.files if "/_staging/" in p or "/_trash/" in p]
