@@ -1,14 +1,16 @@
 """The Artifactory backend, through the dohq-artifactory client.
 
-Layout `<repo>/<model>/<version>/<platform>/...`, one repository per channel. Each file is first
-offered by checksum (`X-Checksum-Deploy`: no body is sent when the server already holds the
-sha256); otherwise it is streamed from disk (memory stays flat) with its sha256 in
-`X-Checksum-Sha256`, `-Sha1` and `-Md5` (from the manifest, or computed for small files), which
-the server checks. The
-manifest goes last, so a version is never visible half-published; on a failure the partial
-folder is deleted. Properties on every file make
-packages searchable with AQL; promotion is a server-side copy (or move) plus a promotion record
-in properties; a build-info record ties the version to the Jenkins build and git commit.
+Layout `<repo>/<model>/<version>/<platform>/...`, one repository per channel. A publisher first
+wins a claim (claims.py: one winner among concurrent publishers). Each file is then offered by
+checksum (`X-Checksum-Deploy`: no body is sent when the server already holds the sha256);
+otherwise it is streamed from disk (memory stays flat) with its sha256 in `X-Checksum-Sha256`,
+`-Sha1` and `-Md5` (from the manifest, or computed for small files), which the server checks.
+The manifest goes last, so a version is never visible half-published, and is read back after it
+landed; on a failure the publisher deletes the files it stored itself, nothing else. A
+pre-release replacement is uploaded to `_staging` and switched in by server-side moves. Properties
+(percent-encoded matrix parameters) make packages searchable with AQL; promotion copies (or
+moves) each platform folder to a path that does not exist yet, after storing its record, and is
+safe to repeat; a build-info record ties the version to the Jenkins build and git commit.
 """
 import datetime
 import hashlib
