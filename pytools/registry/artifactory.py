@@ -364,8 +364,20 @@ class ArtifactoryRegistry(Registry):
             response = self.root.session.put(url, data=json.dumps(info), timeout=self.root.timeout,
                                              headers={"Content-Type": "application/json"})
             raise_for_status(response)
-        self._call("record build-info %s #%s" % (build["name"], build["number"]), put)
+        try:
+            self._call("record build-info %s #%s" % (build["name"], build["number"]), put)
+        except RegistryError:
+            # without Delete, a build-info cannot be re-sent (a retry of a failed publish): the
+            # stored one will do if it lists exactly these files
+            if self._stored_build_files(build) != _build_files(info):
+                raise
         return build
+
+    def _stored_build_files(self, build):
+        try:
+            return _build_files(self.build_info(build["name"], build["number"]).get("buildInfo") or {})
+        except RegistryError:
+            return None
 
     def build_info(self, build_name, build_number):
         manager = ArtifactoryBuildManager(self.url, session=self.root.session, timeout=self.root.timeout)
@@ -484,6 +496,10 @@ class ArtifactoryRegistry(Registry):
         self._call("set alias %s of %s" % (alias, name), lambda: target.deploy(
             io.BytesIO(data), md5=hashlib.md5(data).hexdigest(), sha1=hashlib.sha1(data).hexdigest(),
             sha256=hashlib.sha256(data).hexdigest()))
+
+
+def _build_files(info):
+    return sorted((a.get("path"), a.get("sha256")) for m in info.get("modules", []) for a in m.get("artifacts", []))
 
 
 def _stat_or_none(path):

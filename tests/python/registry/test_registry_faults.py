@@ -276,3 +276,16 @@ def test_wandb_references_of_an_artifactory_publish_are_real_files(server, make_
         got = requests.get(item["url"].rstrip("/") + "/" + rel, headers={"Authorization": "Bearer test-token"},
                            timeout=10)
         assert got.status_code == 200, (item["url"], rel)
+
+
+def test_a_failed_publish_without_delete_permission_does_not_block_the_version(server, make_package):
+    registry = artifactory_registry(server, environ=DEPLOYER, retries=1)
+    pkg = make_package(version="8.0.0", files={"model.onnx": os.urandom(1 << 20), "model.ts": b"ts"})
+    server.inject("status", method="PUT", path="manifest.json$", status=500, count=2)
+    with pytest.raises(RegistryError, match="HTTP 500"):
+        registry.publish(pkg)
+    assert registry.versions(NAME) == []  # its files stay (it may not delete), never visible
+    claims = [p for p in server.store.files if "/_claims/" in p]
+    assert claims and all(server.store.files[p]["props"].get("claim.withdrawn") == ["true"] for p in claims)
+    assert registry.publish(pkg)["version"] == "8.0.0"  # the leftovers hold the same bytes: reused
+    registry.fetch(NAME, "8.0.0", str(server.store.root) + "-out")
