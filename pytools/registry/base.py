@@ -208,9 +208,12 @@ class Registry(object):
             existing = [e for e in self._catalog(name)
                         if semver.parse(e["version"]) == parsed and e["platform"] == platform]
             if existing and not parsed.is_prerelease:
+                winner = existing[0]["props"]
+                by = " by build %s #%s" % (winner["build.name"], winner.get("build.number", "?")) \
+                    if winner.get("build.name") else ""
                 raise RegistryError(
-                    "%s %s (%s) is already published in %s; released versions are immutable, "
-                    "publish a new version" % (name, version, platform, existing[0]["channel"]))
+                    "%s %s (%s) is already published in %s%s; released versions are immutable, "
+                    "publish a new version" % (name, version, platform, existing[0]["channel"], by))
             if any(e["channel"] != channel for e in existing):
                 raise RegistryError("%s %s (%s) already exists in channel %s; delete it first"
                                     % (name, version, platform, existing[0]["channel"]))

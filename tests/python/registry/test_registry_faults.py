@@ -57,6 +57,7 @@ def test_concurrent_publishers_of_one_new_version_leave_one_complete_winner(
         loser = [err for rc, err in results if rc][0]
         assert loser.startswith("error: ") and version in loser and len(loser.strip().splitlines()) == 1
         assert "lost the race" in loser or "immutable" in loser
+        assert "build %s #%s-onnxruntime" % (NAME, version) in loser  # the winner's build is named
         winner = pkgs[[rc for rc, _ in results].index(0)]
         out = str(tmp_path / ("out-%s" % version))
         registry = artifactory_registry(server)
