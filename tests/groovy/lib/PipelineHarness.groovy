@@ -46,6 +46,8 @@ class PipelineHarness {
         this.root = root
         CompilerConfiguration cc = new CompilerConfiguration()
         cc.scriptBaseClass = PipelineScript.name
+        cc.addCompilationCustomizers(new CpsTransform())
+        CpsRecorder.reset()
         shell = new GroovyShell(getClass().classLoader, binding, cc)
         defineSteps()
         new File(root, 'vars').listFiles().findAll { it.name.endsWith('.groovy') }.sort().each { File f ->
@@ -187,8 +189,12 @@ class PipelineHarness {
         step('pipeline') { Closure body -> new Declarative(this).run(body) }
     }
 
+    /** A step: before it runs, the CPS program is saved (CpsRecorder checks what it holds). */
     private void step(String name, Closure impl) {
-        binding.setVariable(name, impl)
+        binding.setVariable(name) { Object[] args ->
+            CpsRecorder.atStep(name)
+            impl.call(*(args as List))
+        }
     }
 
     private Object sh(Object arg) {
