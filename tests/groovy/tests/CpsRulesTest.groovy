@@ -5,9 +5,9 @@
 class CpsRulesTest extends HarnessTest {
     static final Map ROLLOUT = [name: 'weed-detector', version: '1.4.0', fleet: 'fleet/field-east.yaml']
     static final String PLAN = '{"waves": [{"name": "canary", "robots": ["robot-01"]}]}'
-    static final String PUBLISH_SCRIPT = '''                            script {
-                                published.putAll(publish(cfg, stageCfg + registry))
-                            }'''
+    static final String PROMOTE_SCRIPT = '''                        script {
+                            promote(cfg, registry, published)
+                        }'''
 
     /** A copy of vars/ and resources/ with `find` replaced by `replace` in one step file. */
     File plantedCopy(String step, String find, String replace) {
@@ -35,21 +35,21 @@ class CpsRulesTest extends HarnessTest {
     }
 
     void testAssignmentDirectlyInADeclarativeStepsBlockFailsTheBuild() {
-        File root = plantedCopy('modelPipeline', PUBLISH_SCRIPT, '                            def x = publish(cfg, stageCfg + registry)')
+        File root = plantedCopy('modelPipeline', PROMOTE_SCRIPT,
+                                  '                        def x = publish(cfg, registry, published)')
         Throwable failure = harnessFailure(root)
         // As in Jenkins: a compile error (MultipleCompilationErrorsException) before any stage runs
-        assert failure.message =~ /WorkflowScript \(modelPipeline\): \d+: Expected a step @ line \d+, column 29\./
+        assert failure.message =~ /WorkflowScript \(modelPipeline\): \d+: Expected a step @ line \d+, column 25\./
     }
 
     void testMethodCallOnAnObjectInAStepsBlockFailsTheBuild() {
-        File root = plantedCopy('modelPipeline', PUBLISH_SCRIPT,
-                                '                            published.putAll(publish(cfg, stageCfg + registry))')
+        File root = plantedCopy('modelPipeline', PROMOTE_SCRIPT,
+                                '                        published.putAll(publish(cfg, registry, published))')
         assert harnessFailure(root).message.contains('Method calls on objects not allowed outside "script" blocks.')
     }
 
     void testStepBodiesInsideStepsAreStepsBlocksToo() {
-        File root = plantedCopy('modelPipeline', '                            modelBench(benchCfg)',
-                                '                            dir(\'x\') { int n = 1 }')
+        File root = plantedCopy('modelPipeline', 'modelBench(benchCfg)', "dir('x') { int n = 1 }")
         assert harnessFailure(root).message.contains('Expected a step')
     }
 
