@@ -120,11 +120,7 @@ void call(Map given = [:]) {
                 // No agent here: modelRollout takes one only to run pytools, never while waiting.
                 steps {
                     script {
-                        modelRollout(registry + stepConfig.pytoolsOptions(cfg) + [
-                            name: published.name, version: published.version, fleet: rolloutFleet(cfg),
-                            channel: targetChannel(cfg), label: cfg.linuxLabel, submitter: cfg.submitter,
-                            workdir: cfg.workdir, approvalTimeout: cfg.approvalTimeoutHours,
-                            approvalTimeoutUnit: 'HOURS', sshCredentialsId: cfg.sshCredentialsId])
+                        rollout(cfg, registry, published)
                     }
                 }
             }
@@ -150,7 +146,7 @@ Map modelVersion(Map cfg) {
  * immutable, and that one was built from this tag.
  */
 Map publish(Map cfg, Map publishCfg, Map model) {
-    Map held = env.TAG_NAME ? publishedRelease(cfg, model) : null
+    Map held = env.TAG_NAME ? publishedRelease(cfg, model) : [:]
     if (held) {
         currentBuild.description = "${held.name} ${held.version}: already published " +
             "(${held.channels.join(', ')}), re-used"
@@ -164,7 +160,7 @@ Map publish(Map cfg, Map publishCfg, Map model) {
     return published + [channels: ['dev']]
 }
 
-/** The registry's copy of release `model.version`, as [name, version, channels], or null. */
+/** The registry's copy of release `model.version`, as [name, version, channels], or [:]. */
 Map publishedRelease(Map cfg, Map model) {
     String out = stepConfig.withRegistry('modelPipeline', cfg) {
         pytools(stepConfig.pytoolsOptions(cfg) + [args: ['versions', model.name, '--json'], returnStdout: true])
@@ -181,6 +177,14 @@ void promote(Map cfg, Map registry, Map published) {
     }
     modelPromote(registry + stepConfig.pytoolsOptions(cfg) + [
         name: published.name, version: published.version, from: 'dev', to: to])
+}
+
+void rollout(Map cfg, Map registry, Map published) {
+    modelRollout(registry + stepConfig.pytoolsOptions(cfg) + [
+        name: published.name, version: published.version, fleet: rolloutFleet(cfg),
+        channel: targetChannel(cfg), label: cfg.linuxLabel, submitter: cfg.submitter,
+        workdir: cfg.workdir, approvalTimeout: cfg.approvalTimeoutHours,
+        approvalTimeoutUnit: 'HOURS', sshCredentialsId: cfg.sshCredentialsId])
 }
 
 String targetChannel(Map cfg) {
@@ -204,10 +208,8 @@ String prereleaseTag(Map cfg) {
     if (env.TAG_NAME) {
         return null
     }
-    if (env.BRANCH_NAME == cfg.releaseBranch) {
-        return "rc.${env.BUILD_NUMBER}"
-    }
-    return "${semverIdentifier(env.BRANCH_NAME ?: 'build')}.${env.BUILD_NUMBER}"
+    String kind = env.BRANCH_NAME == cfg.releaseBranch ? 'rc' : semverIdentifier(env.BRANCH_NAME ?: 'build')
+    return "${kind}.${env.BUILD_NUMBER}"
 }
 
 /** A branch name as a semver pre-release identifier ([0-9a-z-] only). */
@@ -232,11 +234,10 @@ String tagProblem(String tag, String version, String configFile) {
         "a release tag must be v${version}, or change the version in ${configFile}"
 }
 
-/** [name, version, channels] of `version` (build metadata ignored) in `pytools versions --json`. */
+/** [name, version, channels] of `version` (build metadata ignored) in `pytools versions --json`, or [:]. */
 @NonCPS
 Map findVersion(String json, String name, String version) {
     List rows = (new JsonSlurperClassic().parseText(json).versions ?: []) as List
     Map row = rows.find { Map r -> r.version.toString().tokenize('+')[0] == version } as Map
-    return row ? [name: name, version: row.version.toString(), channels: row.channels.collect { it.toString() },
-                  reused: true] : null
+    return row ? [name: name, version: row.version.toString(), channels: row.channels*.toString(), reused: true] : [:]
 }

@@ -47,7 +47,7 @@ Map call(Map given = [:]) {
                 decisions << [wave: wave.name, robots: wave.robots, decision: 'refused', reason: 'no approver']
                 record(cfg, decisions, "wave ${wave.name} approved without an approver")
                 error("modelRollout: wave ${wave.name} of ${cfg.name} ${cfg.version} was approved but Jenkins " +
-                      "returned no approver (pipeline-input-step before 532.v9e7466cb_4406 drops " +
+                      'returned no approver (pipeline-input-step before 532.v9e7466cb_4406 drops ' +
                       'submitterParameter on proceedEmpty); not rolling out: approve from the build page or ' +
                       'with pytools release approve, or update the plugin')
             }

@@ -125,7 +125,7 @@ List labelsOf(String labels) {
  */
 @NonCPS
 boolean labelMatches(String expression, List labels) {
-    List tokens = (expression =~ /<->|->|&&|\|\||[!()]|[^\s!()&|<>-][^\s!()&|<>]*/).collect { it }
+    List tokens = (expression =~ /<[-]>|[-]>|&&|\|\||[!()]|[^\s!()&|<>-][^\s!()&|<>]*/).collect { it }
     List position = [0]
     boolean result = labelImplies(tokens, position, labels as Set)
     if (position[0] != tokens.size()) {

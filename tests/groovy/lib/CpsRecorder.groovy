@@ -1,6 +1,4 @@
 import groovy.transform.CompileStatic
-import java.io.NotSerializableException
-import java.io.ObjectOutputStream
 
 /**
  * What the CPS runtime of workflow-cps would have to save at each step call, and the two rules it
@@ -27,9 +25,11 @@ class CpsRecorder {
         FRAMES << [name: frame, vars: [:]]
     }
 
+    /** Pop up to and including `frame` (inner frames an exception unwound go with it). */
     static void exit(String frame) {
-        while (FRAMES && FRAMES.remove(FRAMES.size() - 1).name != frame) {
-            // an exception unwound inner frames without their `finally`: drop them too
+        int at = FRAMES.findLastIndexOf { it.name == frame }
+        if (at >= 0) {
+            FRAMES.subList(at, FRAMES.size()).clear()
         }
     }
 
@@ -89,6 +89,7 @@ class PickleStream extends ObjectOutputStream {
 }
 
 /** A CPS rule broken: an Error, so no `catch (Exception)` in the library can swallow it. */
+// groovylint-disable-next-line ExceptionExtendsError
 class CpsViolation extends Error {
     CpsViolation(String message) {
         super(message)

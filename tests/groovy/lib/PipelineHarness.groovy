@@ -303,7 +303,7 @@ class PipelineHarness {
     }
 
     /** Ant-style `includes` (comma-separated, `**` and `*`) as Jenkins' stash applies them. */
-    static boolean matchesAny(String path, String includes) {
+    private boolean matchesAny(String path, String includes) {
         return includes.split(',')*.trim().any { String glob ->
             String regex = glob.replace('.', '\\.').replace('**/', '\u0000').replace('**', '\u0001')
                 .replace('*', '[^/]*').replace('\u0000', '(.*/)?').replace('\u0001', '.*')
@@ -312,7 +312,7 @@ class PipelineHarness {
     }
 
     /** The labels of the agent Jenkins picks for a label expression: every label it asks for. */
-    static List<String> agentLabels(String expression) {
+    private List<String> agentLabels(String expression) {
         return (expression =~ /(!\s*)?([^\s!()&|<>-][^\s!()&|<>]*)/).findAll { it[1] == null }.collect { it[2] }
     }
 

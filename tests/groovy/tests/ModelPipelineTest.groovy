@@ -6,6 +6,10 @@ class ModelPipelineTest extends HarnessTest {
         '{"name": "100%", "robots": ["robot-02", "robot-03"]}]}'
     static final String C = "'model.yaml' '--workdir' 'work/ci'"
 
+    static List<String> promotes(PipelineHarness h) {
+        return h.pytoolsCommands().findAll { it =~ /'(promote|rollout)'/ }
+    }
+
     PipelineHarness pipelineHarness(Map environment, String version) {
         PipelineHarness h = harness()
         h.env.putAll(environment)
@@ -16,10 +20,6 @@ class ModelPipelineTest extends HarnessTest {
         h.onSh("'--dry-run' '--json'", PLAN).onSh("'--resume'", '', 0).onSh("'--approval' 'external'", '', 4)
         h.credential('artifactory', [kind: 'usernamePassword', username: 'ci-bot', password: 'pa55-w0rd'])
         return h
-    }
-
-    static List<String> promotes(PipelineHarness h) {
-        return h.pytoolsCommands().findAll { it =~ /'(promote|rollout)'/ }
     }
 
     void testMergeRequestBuildPublishesAnMrPrereleaseToDevOnly() {
