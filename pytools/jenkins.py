@@ -77,6 +77,10 @@ def load_settings(config_path=None, environ=None):
     return {"url": url.rstrip("/") + "/", "user": user, "token": token}
 
 
+class NotFoundOnJenkins(PytoolsError):
+    """Jenkins answered 404 for what was asked."""
+
+
 class Release:
     """One authenticated Jenkins connection with the release manager's operations."""
 
@@ -97,7 +101,7 @@ class Release:
         except (requests.exceptions.Timeout, jenkins.TimeoutException):
             raise PytoolsError("Jenkins at %s did not answer within %ss" % (self.url, TIMEOUT_S))
         except jenkins.NotFoundException:
-            raise PytoolsError("%s: not found on Jenkins" % what)
+            raise NotFoundOnJenkins("%s: not found on Jenkins" % what)
         except jenkins.JenkinsException as exc:
             raise PytoolsError(self._explain(what, str(exc)))
         except requests.exceptions.HTTPError as exc:
@@ -136,11 +140,9 @@ class Release:
         plugin is missing, which is said with the plugin's name."""
         try:
             return self._get_json(what, "%s%s/wfapi/%s" % (job_path(job), number, tail))
-        except PytoolsError:
-            try:
-                self.server.get_build_info(job, number)
-            except (jenkins.JenkinsException, requests.exceptions.RequestException):
-                raise PytoolsError("%s: not found on Jenkins" % what)
+        except NotFoundOnJenkins:
+            # A missing build says so; a build that exists without wfapi lacks the plugin.
+            self._get_json(what, "%s%s/api/json?tree=number" % (job_path(job), number))
             raise PytoolsError(STAGE_VIEW_HINT % self.url)
 
     # -- operations

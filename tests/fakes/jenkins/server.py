@@ -298,7 +298,8 @@ class FakeJenkins:
             build.result = "ABORTED"
             build.description = "rollout halted at wave %s: aborted by %s" % (pending["wave"], user)
         if redirect:
-            return self._send(h, 302, b"", "text/plain", {"Location": self.url + build.url_path() + "console"})
+            console = self.url + build.url_path() + "console"
+            return self._send(h, 302, b"", "text/plain", {"Location": console})
         return self._send(h, 200, b"", "text/plain")
 
     def _has(self, user, permission):

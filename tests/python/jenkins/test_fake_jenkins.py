@@ -30,8 +30,9 @@ def test_proceed_needs_the_json_form_and_refusals_are_400_with_x_error():
         refused = post(server, "bob", "job/weed-detector/1/input/Wave1/proceed", {"json": "{}"})
         assert (refused.status_code, refused.headers["X-Error"]) == (
             400, "You need to be release-managers to submit this.")
-        assert post(server, "alice", "job/weed-detector/1/input/Wave1/proceed", {"json": "{}"}).status_code == 200
-        again = post(server, "alice", "job/weed-detector/1/input/Wave1/proceed", {"json": "{}"})
+        proceed = "job/weed-detector/1/input/Wave1/proceed"
+        assert post(server, "alice", proceed, {"json": "{}"}).status_code == 200
+        again = post(server, "alice", proceed, {"json": "{}"})
         assert (again.status_code, again.headers["X-Error"]) == (400, "This input has been already given")
         assert build.approvers == [{"wave": "canary", "userId": "alice", "value": "alice"}]
 
@@ -41,5 +42,6 @@ def test_proceed_empty_loses_the_approver_on_old_plugins_only():
         with FakeJenkins(USERS, old_input_plugin=old) as server:
             server.add_job("weed-detector", waves=WAVES)
             build = server.start_build("weed-detector")
-            assert post(server, "alice", "job/weed-detector/1/input/Wave1/proceedEmpty", {}).status_code == 200
+            reply = post(server, "alice", "job/weed-detector/1/input/Wave1/proceedEmpty", {})
+            assert reply.status_code == 200
             assert build.approvers[0]["value"] == value
