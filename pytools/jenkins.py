@@ -1,8 +1,13 @@
 """Release managers' view of Jenkins: pending rollout approvals, approve/abort, status, trigger.
 
 Talks to Jenkins through python-jenkins (crumbs, auth) plus the two REST surfaces python-jenkins
-does not wrap: the Pipeline Stage View API (`wfapi/describe`, `wfapi/pendingInputActions`) and the
-input step's own endpoints (`input/<id>/proceedEmpty`, `input/<id>/abort`).
+does not wrap: the Pipeline Stage View API (`wfapi/describe`, `wfapi/pendingInputActions`; plugin
+pipeline-stage-view) and the input step's own endpoints: `input/<id>/proceed` with a `json` form
+(the path the build page's Proceed button takes, which records the approver in the step's
+`submitterParameter` on every pipeline-input-step release, unlike `proceedEmpty` before
+532.v9e7466cb_4406) and `input/<id>/abort`. Jenkins refuses those with HTTP 400 and its reason in
+the `X-Error` header ("You need to be release-managers to submit this.", "This input has been
+already given"); that reason is what the user sees.
 
 Connection settings come from the environment (`JENKINS_URL`, `JENKINS_USER`, `JENKINS_TOKEN` or
 `JENKINS_TOKEN_FILE`) or from an INI file (section `[jenkins]`: `url`, `user`, `token_file`);
@@ -24,6 +29,10 @@ DEFAULT_CONFIG = os.path.join("~", ".config", "pytools", "jenkins.ini")
 TIMEOUT_S = 15
 # How many of a job's newest builds are searched for pending approvals.
 RECENT_BUILDS = 20
+STAGE_VIEW_HINT = ("Jenkins at %s has no Pipeline Stage View REST API (wfapi): install the plugin "
+                   "'Pipeline: Stage View' (pipeline-stage-view), which pytools release reads")
+# The form the build page's Proceed button posts: no parameters, the approver comes from the login.
+PROCEED_FORM = {"json": json.dumps({"parameter": []})}
 
 # The rollout step's input message (vars/modelRollout.groovy builds it; keep the two in step).
 APPROVAL_MESSAGE = re.compile(
@@ -68,6 +77,10 @@ def load_settings(config_path=None, environ=None):
     return {"url": url.rstrip("/") + "/", "user": user, "token": token}
 
 
+class NotFoundOnJenkins(PytoolsError):
+    """Jenkins answered 404 for what was asked."""
+
+
 class Release:
     """One authenticated Jenkins connection with the release manager's operations."""
 
@@ -88,10 +101,13 @@ class Release:
         except (requests.exceptions.Timeout, jenkins.TimeoutException):
             raise PytoolsError("Jenkins at %s did not answer within %ss" % (self.url, TIMEOUT_S))
         except jenkins.NotFoundException:
-            raise PytoolsError("%s: not found on Jenkins" % what)
+            raise NotFoundOnJenkins("%s: not found on Jenkins" % what)
         except jenkins.JenkinsException as exc:
             raise PytoolsError(self._explain(what, str(exc)))
         except requests.exceptions.HTTPError as exc:
+            refused = exc.response.headers.get("X-Error")
+            if refused:
+                raise PytoolsError("%s: refused for user %r: %s" % (what, self.user or "anonymous", refused))
             raise PytoolsError("%s: Jenkins answered HTTP %s" % (what, exc.response.status_code))
 
     def _explain(self, what, message):
@@ -115,35 +131,47 @@ class Release:
             raise PytoolsError("%s: Jenkins did not answer JSON (is %s a Jenkins URL?)"
                                % (what, self.url))
 
-    def _post(self, what, path):
-        self._call(what, self.server.jenkins_request, requests.Request("POST", self.url + path))
+    def _post(self, what, path, form=None):
+        self._call(what, self.server.jenkins_request,
+                   requests.Request("POST", self.url + path, data=form))
+
+    def _wfapi(self, what, job, number, tail):
+        """A Stage View REST document of build `number`; a 404 for a build that exists means the
+        plugin is missing, which is said with the plugin's name."""
+        try:
+            return self._get_json(what, "%s%s/wfapi/%s" % (job_path(job), number, tail))
+        except NotFoundOnJenkins:
+            # A missing build says so; a build that exists without wfapi lacks the plugin.
+            self._get_json(what, "%s%s/api/json?tree=number" % (job_path(job), number))
+            raise PytoolsError(STAGE_VIEW_HINT % self.url)
 
     # -- operations
 
-    def running_jobs(self):
-        """Jobs with a build in progress (a paused pipeline counts: its ball is animated)."""
+    def all_jobs(self):
+        """Every job (not folders). Not filtered by the ball colour: that is the *last* build's
+        state, and an older build paused at an approval stays paused whatever ran after it."""
         jobs = self._call("list jobs", self.server.get_all_jobs)
-        return [j["fullname"] for j in jobs
-                if "jobs" not in j and str(j.get("color", "")).endswith("_anime")]
+        return [j["fullname"] for j in jobs if "jobs" not in j]
 
     def pending(self, job=None):
-        """Every input waiting in a running build of `job` (or of every job), newest first."""
+        """Every input waiting in a running build (of the newest RECENT_BUILDS) of `job` or of
+        every job, newest first."""
         found = []
-        for name in ([job] if job else self.running_jobs()):
+        for name in ([job] if job else self.all_jobs()):
             info = self._get_json("job %s" % name, "%sapi/json?tree=builds[number,building]{0,%d}"
                                   % (job_path(name), RECENT_BUILDS))
             for build in info.get("builds", []):
                 if not build.get("building"):
                     continue
                 number = build["number"]
-                actions = self._get_json("pending inputs of %s #%s" % (name, number),
-                                         "%s%s/wfapi/pendingInputActions" % (job_path(name), number))
+                actions = self._wfapi("pending inputs of %s #%s" % (name, number), name, number,
+                                      "pendingInputActions")
                 found.extend(describe_input(name, number, a) for a in actions)
         return found
 
     def _pick_input(self, job, number, wave):
-        actions = self._get_json("pending inputs of %s #%s" % (job, number),
-                                 "%s%s/wfapi/pendingInputActions" % (job_path(job), number))
+        actions = self._wfapi("pending inputs of %s #%s" % (job, number), job, number,
+                              "pendingInputActions")
         if not actions:
             raise PytoolsError("%s #%s has no pending approval" % (job, number))
         inputs = [describe_input(job, number, a) for a in actions]
@@ -164,8 +192,11 @@ class Release:
         item = self._pick_input(job, number, wave)
         base = "%s%s/input/%s/" % (job_path(job), number, quote(item["input_id"], safe=""))
         verb = "approve" if approve else "abort"
-        self._post("%s %s #%s wave %s" % (verb, job, number, item["wave"] or item["input_id"]),
-                   base + ("proceedEmpty" if approve else "abort"))
+        what = "%s %s #%s wave %s" % (verb, job, number, item["wave"] or item["input_id"])
+        if approve:
+            self._post(what, base + "proceed", PROCEED_FORM)
+        else:
+            self._post(what, base + "abort")
         item.update({"decision": "approved" if approve else "aborted", "by": self.user})
         return item
 
@@ -176,8 +207,7 @@ class Release:
                 raise PytoolsError("job %s has no builds yet" % job)
             number = info["lastBuild"]["number"]
         build = self._call("build %s #%s" % (job, number), self.server.get_build_info, job, number)
-        run = self._get_json("stages of %s #%s" % (job, number),
-                             "%s%s/wfapi/describe" % (job_path(job), number))
+        run = self._wfapi("stages of %s #%s" % (job, number), job, number, "describe")
         return {
             "job": job, "number": int(number), "url": build.get("url"),
             "status": run.get("status"), "result": build.get("result"),

@@ -28,6 +28,8 @@ Map defaults() {
         lockResource: null,
         sshCredentialsId: null,
         workdir: 'work/ci',
+        agentTimeoutMinutes: 60,
+        waveTimeoutMinutes: 360,
     ]
 }
 
@@ -41,6 +43,14 @@ Map call(Map given = [:]) {
         for (int i = 0; i < waves.size(); i++) {
             Map wave = waves[i]
             String approver = approve(cfg, wave, i + 1, decisions)
+            if (!approver?.trim()) {
+                decisions << [wave: wave.name, robots: wave.robots, decision: 'refused', reason: 'no approver']
+                record(cfg, decisions, "wave ${wave.name} approved without an approver")
+                error("modelRollout: wave ${wave.name} of ${cfg.name} ${cfg.version} was approved but Jenkins " +
+                      'returned no approver (pipeline-input-step before 532.v9e7466cb_4406 drops ' +
+                      'submitterParameter on proceedEmpty); not rolling out: approve from the build page or ' +
+                      'with pytools release approve, or update the plugin')
+            }
             milestone(label: "rollout ${cfg.version} wave ${wave.name} approved")
             int status = runWave(cfg, i, approver)
             decisions << [wave: wave.name, robots: wave.robots, decision: 'approved', by: approver,
@@ -56,7 +66,7 @@ Map call(Map given = [:]) {
 
 /** `pytools rollout` for one wave. pytools pauses after each wave (exit 4) until resumed. */
 int runWave(Map cfg, int index, String approver) {
-    return onAgent(cfg) {
+    return onAgent(cfg, cfg.waveTimeoutMinutes) {
         // The rollout record lives in the workspace; it follows the rollout from agent to agent.
         if (index > 0) {
             unstash(RECORD_STASH)
@@ -93,7 +103,7 @@ List rolloutCommand(Map cfg) {
 
 /** The waves pytools plans for this fleet, as [[name: 'canary', robots: [...]], ...]. */
 List plan(Map cfg) {
-    String out = onAgent(cfg) {
+    String out = onAgent(cfg, cfg.agentTimeoutMinutes) {
         pytools(stepConfig.pytoolsOptions(cfg) + [
             args: rolloutCommand(cfg) + ['--dry-run', '--json'] + cfg.rolloutArgs, returnStdout: true])
     }
@@ -125,7 +135,7 @@ String approve(Map cfg, Map wave, int index, List decisions) {
 
 /** Write and archive the approvals record (needs a workspace, so briefly takes an agent). */
 void record(Map cfg, List decisions, String halted) {
-    onAgent(cfg) {
+    onAgent(cfg, cfg.agentTimeoutMinutes) {
         String path = "${cfg.workdir}/reports/rollout-approvals.json"
         writeFile(file: path, text: JsonOutput.prettyPrint(JsonOutput.toJson(
             [name: cfg.name, version: cfg.version, fleet: cfg.fleet, halted: halted, waves: decisions])))
@@ -133,18 +143,30 @@ void record(Map cfg, List decisions, String halted) {
     }
 }
 
-Object onAgent(Map cfg, Closure body) {
+/**
+ * `body` on a `label` agent with this build's commit checked out (waves run hours apart: the
+ * agent's workspace may hold another build's commit, or nothing). `minutes` bounds the wait for
+ * the agent plus the work: nothing here waits without a limit.
+ */
+Object onAgent(Map cfg, int minutes, Closure body) {
     return stepConfig.withRegistry('modelRollout', cfg) {
-        node(cfg.label) {
-            if (cfg.sshCredentialsId == null) {
-                return body()
-            }
-            return withCredentials([sshUserPrivateKey(credentialsId: cfg.sshCredentialsId,
-                                                       keyFileVariable: 'MODEL_CICD_SSH_KEY',
-                                                       usernameVariable: 'MODEL_CICD_SSH_USER')]) {
-                body()
+        timeout(time: minutes, unit: 'MINUTES') {
+            node(cfg.label) {
+                checkout(scm)
+                withSsh(cfg, body)
             }
         }
+    }
+}
+
+Object withSsh(Map cfg, Closure body) {
+    if (cfg.sshCredentialsId == null) {
+        return body()
+    }
+    return withCredentials([sshUserPrivateKey(credentialsId: cfg.sshCredentialsId,
+                                               keyFileVariable: 'MODEL_CICD_SSH_KEY',
+                                               usernameVariable: 'MODEL_CICD_SSH_USER')]) {
+        body()
     }
 }
 

@@ -82,9 +82,9 @@ Object withRegistry(String step, Map cfg, Closure body) {
     }
 }
 
-/** True when the current agent carries `label` (so a step can run in place). */
-boolean onAgentWithLabel(String label) {
-    return env.NODE_NAME && labelsOf(env.NODE_LABELS).contains(label)
+/** True when the current agent satisfies the label expression (so a step can run in place). */
+boolean onAgentWithLabel(String expression) {
+    return env.NODE_NAME && labelMatches(expression, labelsOf(env.NODE_LABELS))
 }
 
 /** One shell word: single-quoted, so neither Groovy nor the shell expands anything in it. */
@@ -117,4 +117,70 @@ List missingKeys(Map config, List keys) {
 @NonCPS
 List labelsOf(String labels) {
     return (labels ?: '').split(/\s+/).findAll { label -> label } as List
+}
+
+/**
+ * Jenkins' label expression grammar as far as agent selection uses it: atoms, `!`, `&&`, `||`,
+ * `->`, `<->` and parentheses (precedence as in hudson.model.labels). True when `labels` satisfy it.
+ */
+@NonCPS
+boolean labelMatches(String expression, List labels) {
+    List tokens = (expression =~ /<[-]>|[-]>|&&|\|\||[!()]|[^\s!()&|<>-][^\s!()&|<>]*/).collect { it }
+    List position = [0]
+    boolean result = labelImplies(tokens, position, labels as Set)
+    if (position[0] != tokens.size()) {
+        // Not the error step: steps cannot run inside @NonCPS code.
+        throw new IllegalArgumentException("label expression '${expression}': unexpected '${tokens[position[0]]}'")
+    }
+    return result
+}
+
+@NonCPS
+boolean labelImplies(List tokens, List position, Set labels) {
+    boolean left = labelOr(tokens, position, labels)
+    while (position[0] < tokens.size() && tokens[position[0]] in ['->', '<->']) {
+        String op = tokens[position[0]++]
+        boolean right = labelOr(tokens, position, labels)
+        left = op == '->' ? (!left || right) : (left == right)
+    }
+    return left
+}
+
+@NonCPS
+boolean labelOr(List tokens, List position, Set labels) {
+    boolean left = labelAnd(tokens, position, labels)
+    while (position[0] < tokens.size() && tokens[position[0]] == '||') {
+        position[0]++
+        left = labelAnd(tokens, position, labels) || left
+    }
+    return left
+}
+
+@NonCPS
+boolean labelAnd(List tokens, List position, Set labels) {
+    boolean left = labelAtom(tokens, position, labels)
+    while (position[0] < tokens.size() && tokens[position[0]] == '&&') {
+        position[0]++
+        left = labelAtom(tokens, position, labels) && left
+    }
+    return left
+}
+
+@NonCPS
+boolean labelAtom(List tokens, List position, Set labels) {
+    String token = position[0] < tokens.size() ? tokens[position[0]++] : null
+    if (token == '!') {
+        return !labelAtom(tokens, position, labels)
+    }
+    if (token == '(') {
+        boolean inner = labelImplies(tokens, position, labels)
+        if (position[0] >= tokens.size() || tokens[position[0]++] != ')') {
+            throw new IllegalArgumentException('label expression: missing )')
+        }
+        return inner
+    }
+    if (token == null || token in [')', '&&', '||', '->', '<->']) {
+        throw new IllegalArgumentException("label expression: expected a label, found ${token ?: 'the end'}")
+    }
+    return labels.contains(token.replaceAll(/^"|"$/, ''))
 }

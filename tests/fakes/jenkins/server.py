@@ -8,11 +8,17 @@ workflow-job, pipeline-input-step and pipeline-stage-view plugins does:
 - the crumb issuer (`crumbIssuer/api/json`); a POST without the caller's crumb is refused with 403
   "No valid crumb was included in the request";
 - `api/json` of the root (with `tree=jobs[...]`), of a job and of a build; `me/api/json`;
-- `wfapi/describe` and `wfapi/pendingInputActions` (Stage View REST), `wfapi/inputSubmit`;
-- the input step's `input/<id>/proceedEmpty`, `submit` and `abort`: only users named in the
-  input's `submitter` list (or members of a group named there) may settle it, others get 403 with
-  the input step's own message; an approval is recorded as the input step records it (an
-  ApproverAction with the user id) and an abort ends the run ABORTED with who rejected it;
+- `wfapi/describe` and `wfapi/pendingInputActions` (Stage View REST), `wfapi/inputSubmit`; with
+  `stage_view=False` they are 404, as on a Jenkins without the pipeline-stage-view plugin;
+- the input step's `input/<id>/proceed` (needs the `json` form, else Stapler's ServletException,
+  500), `submit` (the build page's form: `proceed` present = approve, absent = abort; answers a
+  302 to the console), `proceedEmpty` and `abort`, as pipeline-input-step's InputStepExecution:
+  users named in `submitter` (or in a group named there) and Administer users may approve,
+  those and Job/Cancel users may abort; a refusal is hudson.model.Failure: HTTP 400 with the reason
+  in `X-Error` ("You need to be release-managers to submit this.", "This input has been already
+  given"). An approval is recorded (ApproverAction with the user id) with the value `input`
+  returns to the pipeline: the approver for `submitterParameter`, except through `proceedEmpty` on
+  releases before 532.v9e7466cb_4406 (`old_input_plugin=True`), where it is null;
 - `build` / `buildWithParameters` (201 + `Location: .../queue/item/N/`) and `queue/item/N/api/json`.
 
 A rollout build is modelled as the pipeline template runs it: earlier stages done, then one input
@@ -40,6 +46,7 @@ def approval_message(model, version, wave, robots):
 
 class Build:
     def __init__(self, job, number, parameters, waves, submitter):
+        self.settled = set()  # input ids already given: a second answer is refused
         self.job, self.number, self.parameters = job, number, dict(parameters)
         self.model = self.parameters.get("MODEL", job.name)
         self.version = self.parameters.get("VERSION", "1.0.0")
@@ -72,13 +79,23 @@ class Job:
     def url_path(self):
         return "".join("job/%s/" % p for p in self.name.split("/"))
 
+    def color(self):
+        """The ball, as Job.getIconColor: the *last* build's state (animated while it runs)."""
+        if not self.builds:
+            return "notbuilt"
+        last = self.builds[max(self.builds)]
+        colors = {"SUCCESS": "blue", "FAILURE": "red", "UNSTABLE": "yellow", "ABORTED": "aborted"}
+        return colors.get(last.result, "blue") if not last.building else "blue_anime"
+
 
 class FakeJenkins:
     """State plus a threaded HTTP server; use as a context manager."""
 
-    def __init__(self, users, anonymous_read=False):
-        # users: {name: {"token": str, "groups": [..], "cancel": bool}}
+    def __init__(self, users, anonymous_read=False, stage_view=True, old_input_plugin=False):
+        # users: {name: {"token": str, "groups": [..], "cancel": bool, "admin": bool}}
         self.users, self.anonymous_read = users, anonymous_read
+        self.stage_view, self.old_input_plugin = stage_view, old_input_plugin
+        self.after_pending_read = None
         self.jobs, self.queue, self.lock = {}, {}, threading.Lock()
         self.requests = []  # (method, path, user, had_valid_crumb) for assertions
         self.secret = "fake-jenkins-crumb-salt"
@@ -141,9 +158,13 @@ class FakeJenkins:
         h.end_headers()
         h.wfile.write(body)
 
-    def _error(self, h, status, message):
+    def _error(self, h, status, message, headers=None):
         page = "<html><head><title>Error</title></head><body><h1>%s</h1><p>%s</p></body></html>"
-        self._send(h, status, page % (status, message), "text/html;charset=utf-8")
+        self._send(h, status, page % (status, message), "text/html;charset=utf-8", headers)
+
+    def _failure(self, h, message):
+        # hudson.model.Failure: Jenkins' error page with status 400 and the reason in X-Error.
+        return self._error(h, 400, message, {"X-Error": message})
 
     def _authenticate(self, h):
         """Return (user or None for anonymous, error sent?)."""
@@ -223,35 +244,51 @@ class FakeJenkins:
     def _build_route(self, h, method, build, rest, query, body, user):
         if method == "GET" and rest == "api/json":
             return self._send(h, 200, self._build_json(build))
+        if method == "GET" and rest == "console":
+            return self._send(h, 200, "<html><body>console</body></html>", "text/html;charset=utf-8")
+        if rest.startswith("wfapi") and not self.stage_view:
+            raise LookupError(rest)
         if method == "GET" and rest.rstrip("/") in ("wfapi/describe", "wfapi"):
             return self._send(h, 200, self._describe(build))
         if method == "GET" and rest == "wfapi/pendingInputActions":
             pending = build.pending_input()
-            return self._send(h, 200, [self._input_ext(build, pending)] if pending else [])
+            self._send(h, 200, [self._input_ext(build, pending)] if pending else [])
+            if pending and self.after_pending_read:
+                # e.g. another release manager approving right after this client read the list
+                self.after_pending_read(build, pending)
+            return None
         if method == "POST" and rest == "wfapi/inputSubmit":
-            return self._settle(h, build, query.get("inputId", [""])[0], True, user)
+            return self._settle(h, build, query.get("inputId", [""])[0], "proceed", user, form={"json": "{}"})
         m = re.match(r"^input/([^/]+)/(proceedEmpty|proceed|submit|abort)$", rest)
         if method == "POST" and m:
+            form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
             action = m.group(2)
             if action == "submit":
-                proceed = "proceed" in parse_qs(body.decode())
-            else:
-                proceed = action != "abort"
-            return self._settle(h, build, m.group(1), proceed, user)
+                action = "proceed" if "proceed" in form else "abort"
+                return self._settle(h, build, m.group(1), action, user, form, redirect=True)
+            return self._settle(h, build, m.group(1), action, user, form)
         raise LookupError(rest)
 
-    def _settle(self, h, build, input_id, proceed, user):
+    def _settle(self, h, build, input_id, action, user, form, redirect=False):
         pending = build.pending_input()
+        if input_id in build.settled:
+            return self._failure(h, "This input has been already given")
         if pending is None or pending["id"] != input_id:
             raise LookupError(input_id)
+        if action == "proceed" and "json" not in form:
+            # StaplerRequest.getSubmittedForm() without a `json` field: a ServletException.
+            return self._error(h, 500, "This page expects a form submission but had only %s" % form)
         allowed = self._can_settle(user, build.submitter)
-        if proceed and not allowed:
-            return self._error(h, 403, "You need to be %s to submit this" % build.submitter)
-        if not proceed and not (allowed or self.users.get(user, {}).get("cancel")):
-            return self._error(h, 403, "You need to be '%s' (or have Job CANCEL permissions) "
-                                       "to cancel this." % build.submitter)
-        if proceed:
-            build.approvers.append({"wave": pending["wave"], "userId": user})
+        if action != "abort" and not allowed:
+            return self._failure(h, "You need to be %s to submit this." % build.submitter)
+        if action == "abort" and not (allowed or self._has(user, "cancel")):
+            return self._failure(h, "You need to be '%s' (or have Job/Cancel permissions) "
+                                    "to cancel this." % build.submitter)
+        build.settled.add(input_id)
+        if action != "abort":
+            drops = action == "proceedEmpty" and self.old_input_plugin
+            build.approvers.append({"wave": pending["wave"], "userId": user,
+                                    "value": None if drops else user})
             build.wave_index += 1
             if build.wave_index == len(build.waves):
                 build.result = "SUCCESS"
@@ -260,12 +297,21 @@ class FakeJenkins:
             build.rejected_by = user
             build.result = "ABORTED"
             build.description = "rollout halted at wave %s: aborted by %s" % (pending["wave"], user)
+        if redirect:
+            console = self.url + build.url_path() + "console"
+            return self._send(h, 302, b"", "text/plain", {"Location": console})
         return self._send(h, 200, b"", "text/plain")
+
+    def _has(self, user, permission):
+        # Administer implies every permission, Job/Cancel included.
+        return user is not None and (self.users[user].get("admin") or self.users[user].get(permission))
 
     def _can_settle(self, user, submitter):
         if user is None:
             return False
-        names = set(submitter.split(","))
+        if self._has(user, "admin"):
+            return True
+        names = {n.strip() for n in submitter.split(",")}
         return user in names or bool(names & set(self.users[user].get("groups", [])))
 
     # -- JSON shapes
@@ -280,8 +326,7 @@ class FakeJenkins:
             if len(rest) == 1:
                 items.append({"_class": WORKFLOW_JOB, "name": rest[0],
                               "url": self.url + job.url_path(),
-                              "color": "blue_anime" if any(b.building for b in job.builds.values())
-                              else "blue"})
+                              "color": job.color()})
             elif rest[0] not in folders:
                 folders.append(rest[0])
                 path = folder + rest[0] + "/"

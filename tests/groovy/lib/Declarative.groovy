@@ -5,7 +5,8 @@ import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
  * directives the library uses: top-level and per-stage `agent` (none / label), `options`
  * (recorded; a stage `timeout` wraps the stage), nested `stages`, `when` (branch, buildingTag,
  * changeRequest, expression, anyOf, allOf, not, beforeAgent), `steps` and `post`.
- * Each stage with a label agent runs inside the harness' `node`, so workspace rules apply.
+ * Each stage with a label agent runs inside the harness' `node` after the default `checkout scm`,
+ * so workspace rules apply.
  */
 class Declarative {
     static final Object NONE = new Object()
@@ -71,7 +72,14 @@ class Declarative {
             }
         }
         if (s.agent instanceof String) {
-            h.binding.getVariable('node').call(s.agent, body)
+            // Declarative checks the build's commit out on each stage agent unless skipDefaultCheckout.
+            boolean checkout = !s.options.any { it.name == 'skipDefaultCheckout' }
+            h.binding.getVariable('node').call(s.agent) {
+                if (checkout) {
+                    h.binding.getVariable('checkout').call(h.binding.getVariable('scm'))
+                }
+                body()
+            }
         } else {
             body()
         }

@@ -13,8 +13,8 @@ abstract class HarnessTest {
         assert !h.log.any { String line -> h.secrets.any { line.contains(it) } }
     }
 
-    PipelineHarness harness() {
-        PipelineHarness h = new PipelineHarness(new File(System.getProperty('repo.root')))
+    PipelineHarness harness(File root = new File(System.getProperty('repo.root'))) {
+        PipelineHarness h = new PipelineHarness(root)
         h.onSh('pytools-venv\\.sh', VENV + '\n')
         return h
     }

@@ -18,7 +18,15 @@ import org.jenkinsci.plugins.workflow.support.steps.input.Rejection
  *   its groups, can approve; an abort ends in FlowInterruptedException(Rejection(user)); nobody
  *   settling it ends in the enclosing `timeout` (ExceededTimeout) or, with no timeout, a test
  *   failure (the build would wait forever);
- * - `lock` refuses re-entry into a held resource, `milestone` counts ordinals.
+ * - `lock` refuses re-entry into a held resource, `milestone` counts ordinals;
+ * - every agent has its own workspace, kept between `node` blocks (as Jenkins reuses a workspace
+ *   directory) and possibly left at another commit by another build (`otherBuildLeft`): only
+ *   `checkout scm` (the build's own commit, `commit`) or `unstash` puts files there, and `sh`
+ *   running pytools fails as pytools-venv.sh does when `requirements.txt` (or the `--fleet`
+ *   inventory) is missing; each sh call records the commit its workspace holds;
+ * - `input` returns what pipeline-input-step returns: the approver's id with `submitterParameter`
+ *   (or null when approved through `proceedEmpty` on releases before 532.v9e7466cb_4406,
+ *   `oldInputPlugin`); Administer users may approve any input, Job/Cancel users may abort it.
  */
 class PipelineHarness {
     final File root
@@ -32,6 +40,16 @@ class PipelineHarness {
     final Map<String, List<String>> groups = [
         alice: ['release-managers'], carol: ['release-managers'], bob: ['developers']]
     final Map<String, String> files = [:]
+    /** The repository at the build's commit: what `checkout scm` brings into a workspace. */
+    final Set<String> repository = ['requirements.txt', 'ci/req.txt', 'model.yaml', 'models/weed.yaml',
+                                    'fleet/east.yaml', 'fleet/field-east.yaml'] as Set
+    String commit = '5a1e0c2'
+    /** agent name -> [commit: String, paths: Set] */
+    final Map<String, Map> workspaces = [:]
+    final Map<String, Map> stashes = [:]
+    final Set<String> admins = ['root'] as Set
+    final Set<String> cancellers = [] as Set
+    boolean oldInputPlugin = false
     final FakeRun currentBuild = new FakeRun()
     final List<String> log = []
     String currentNode
@@ -46,6 +64,8 @@ class PipelineHarness {
         this.root = root
         CompilerConfiguration cc = new CompilerConfiguration()
         cc.scriptBaseClass = PipelineScript.name
+        cc.addCompilationCustomizers(new CpsTransform())
+        CpsRecorder.reset()
         shell = new GroovyShell(getClass().classLoader, binding, cc)
         defineSteps()
         new File(root, 'vars').listFiles().findAll { it.name.endsWith('.groovy') }.sort().each { File f ->
@@ -75,9 +95,23 @@ class PipelineHarness {
         return ((Script) binding.getVariable(step)).invokeMethod('call', [config] as Object[])
     }
 
-    /** Run a step inside `node(label)`, as a Jenkinsfile's stage would. */
+    /** Run a step inside `node(label)` after `checkout scm`, as a declarative stage with an agent would. */
     Object runOn(String label, String step, Map config) {
-        return ((Closure) binding.getVariable('node')).call(label) { run(step, config) }
+        return ((Closure) binding.getVariable('node')).call(label) {
+            ((Closure) binding.getVariable('checkout')).call(binding.getVariable('scm'))
+            run(step, config)
+        }
+    }
+
+    /** Another build of the branch left `paths` at `otherCommit` in that agent's workspace. */
+    PipelineHarness otherBuildLeft(String agent, String otherCommit, Collection<String> paths = repository) {
+        workspaces[agent] = [commit: otherCommit, paths: paths as Set]
+        return this
+    }
+
+    /** The agent's workspace (created empty on first use). */
+    Map workspace(String agent = env.NODE_NAME) {
+        return workspaces.computeIfAbsent(agent) { [commit: null, paths: [] as Set] }
     }
 
     /** Run `body`; return the exception it throws (a test failure if it throws none). */
@@ -161,6 +195,7 @@ class PipelineHarness {
         step('writeFile') { Map args ->
             needWorkspace('writeFile')
             files[text(args.file)] = text(args.text)
+            workspace().paths << text(args.file)
             record('writeFile', [file: text(args.file)])
         }
         step('readFile') { Object arg ->
@@ -179,16 +214,41 @@ class PipelineHarness {
             needWorkspace('archiveArtifacts')
             record('archiveArtifacts', [artifacts: text(args.artifacts)] + args.findAll { k, v -> k != 'artifacts' })
         }
+        binding.setVariable('scm', [class: 'GitSCM', revision: commit])
+        step('checkout') { Map scm ->
+            needWorkspace('checkout')
+            Map ws = workspace()
+            ws.commit = scm.revision
+            ws.paths.addAll(repository)
+            record('checkout', [commit: ws.commit])
+        }
         step('stash') { Map args ->
             needWorkspace('stash')
-            record('stash', [name: args.name, includes: text(args.includes)])
+            String includes = text(args.includes)
+            Set<String> taken = workspace().paths.findAll { matchesAny(it, includes) } as Set
+            if (!taken && !args.allowEmpty) {
+                throw new AbortException('No files included in stash')
+            }
+            stashes[args.name] = [paths: taken, commit: workspace().commit]
+            record('stash', [name: args.name, includes: includes])
         }
-        step('unstash') { String name -> needWorkspace('unstash'); record('unstash', [name: name]) }
+        step('unstash') { String name ->
+            needWorkspace('unstash')
+            if (!stashes.containsKey(name)) {
+                throw new AbortException("No such saved stash '${name}'")
+            }
+            workspace().paths.addAll(stashes[name].paths)
+            record('unstash', [name: name])
+        }
         step('pipeline') { Closure body -> new Declarative(this).run(body) }
     }
 
+    /** A step: before it runs, the CPS program is saved (CpsRecorder checks what it holds). */
     private void step(String name, Closure impl) {
-        binding.setVariable(name, impl)
+        binding.setVariable(name) { Object[] args ->
+            CpsRecorder.atStep(name)
+            impl.call(*(args as List))
+        }
     }
 
     private Object sh(Object arg) {
@@ -196,8 +256,14 @@ class PipelineHarness {
         Object script = args.script
         record('sh', [script: text(script), gstring: script instanceof GString,
                       returnStdout: args.returnStdout ?: false, returnStatus: args.returnStatus ?: false,
-                      credentialVariables: boundVariables.sort()])
+                      credentialVariables: boundVariables.sort(), commit: currentNode ? workspace().commit : null])
         needWorkspace('sh')
+        String missing = missingInput(text(script))
+        if (missing) {
+            log << "pytools: '${missing}' not found in the workspace of ${currentNode} (commit ${workspace().commit})".toString()
+            throw new AbortException('script returned exit code 2')
+        }
+        rolloutRecord(text(script))
         Map rule = shRules.find { text(script) =~ it.pattern } ?: [stdout: '', status: 0]
         if (args.returnStatus) {
             return rule.status
@@ -208,6 +274,48 @@ class PipelineHarness {
         return args.returnStdout ? rule.stdout : null
     }
 
+    /** The repository file a pytools command line needs but the workspace lacks, if any. */
+    private String missingInput(String script) {
+        List<String> needed = []
+        java.util.regex.Matcher venv = script =~ /^bash '\.model-cicd\/pytools-venv\.sh' '([^']+)'/
+        if (venv.find()) {
+            needed << venv.group(1)
+        }
+        java.util.regex.Matcher fleet = script =~ /'--fleet' '([^']+)'/
+        if (fleet.find()) {
+            needed << fleet.group(1)
+        }
+        return needed.find { !workspace().paths.contains(it) }
+    }
+
+    /** `pytools rollout` keeps its record in the workdir; `--resume` needs it (pytools: no such rollout). */
+    private void rolloutRecord(String script) {
+        java.util.regex.Matcher m = script =~ /'rollout' '([^']+)' '([^']+)' .*'--workdir' '([^']+)'/
+        if (!m.find() || script.contains("'--dry-run'")) {
+            return
+        }
+        String path = "${m.group(3)}/rollouts/${m.group(1)}-${m.group(2)}.json"
+        if (script.contains("'--resume'") && !workspace().paths.contains(path)) {
+            log << "error: no rollout record ${path} to resume".toString()
+            throw new AbortException('script returned exit code 2')
+        }
+        workspace().paths << path
+    }
+
+    /** Ant-style `includes` (comma-separated, `**` and `*`) as Jenkins' stash applies them. */
+    private boolean matchesAny(String path, String includes) {
+        return includes.split(',')*.trim().any { String glob ->
+            String regex = glob.replace('.', '\\.').replace('**/', '\u0000').replace('**', '\u0001')
+                .replace('*', '[^/]*').replace('\u0000', '(.*/)?').replace('\u0001', '.*')
+            path ==~ regex
+        }
+    }
+
+    /** The labels of the agent Jenkins picks for a label expression: every label it asks for. */
+    private List<String> agentLabels(String expression) {
+        return (expression =~ /(!\s*)?([^\s!()&|<>-][^\s!()&|<>]*)/).findAll { it[1] == null }.collect { it[2] }
+    }
+
     private Object node(Object[] args) {
         String label = args.length > 1 ? text(args[0]) : null
         Closure body = (Closure) args[-1]
@@ -216,7 +324,7 @@ class PipelineHarness {
         Map saved = [NODE_NAME: env.NODE_NAME, NODE_LABELS: env.NODE_LABELS]
         currentNode = label ?: 'any'
         env.NODE_NAME = "${currentNode}-agent-1".toString()
-        env.NODE_LABELS = "${currentNode} ${env.NODE_NAME}".toString()
+        env.NODE_LABELS = "${agentLabels(currentNode).join(' ')} ${env.NODE_NAME}".toString()
         try {
             return body()
         } finally {
@@ -254,7 +362,8 @@ class PipelineHarness {
     }
 
     private boolean canSettle(String user, String submitter) {
-        if (submitter == null) {
+        // pipeline-input-step: no submitter = Job/Build; Administer may settle any input
+        if (submitter == null || admins.contains(user)) {
             return true
         }
         Set<String> allowed = submitter.split(',')*.trim() as Set
@@ -276,14 +385,17 @@ class PipelineHarness {
             }
         }
         if (answer.abortBy) {
-            if (!canSettle(answer.abortBy, text(args.submitter))) {
+            if (!canSettle(answer.abortBy, text(args.submitter)) && !cancellers.contains(answer.abortBy)) {
                 throw new AssertionError("${answer.abortBy} may not abort this input")
             }
             throw new FlowInterruptedException('ABORTED', new Rejection(new User(id: answer.abortBy)))
         }
         if (answer.approveBy && canSettle(answer.approveBy, text(args.submitter))) {
-            record('inputApproved', [user: answer.approveBy])
-            return args.submitterParameter ? answer.approveBy : null
+            String via = answer.via ?: 'submit'
+            record('inputApproved', [user: answer.approveBy, via: via])
+            // Before 532.v9e7466cb_4406, proceedEmpty ignored submitterParameter: input returned null.
+            boolean dropsApprover = via == 'proceedEmpty' && oldInputPlugin
+            return args.submitterParameter && !dropsApprover ? answer.approveBy : null
         }
         if (answer.approveBy) {
             record('inputRefused', [user: answer.approveBy, message: refusal(args.submitter)])

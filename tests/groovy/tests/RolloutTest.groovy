@@ -34,7 +34,7 @@ class RolloutTest extends HarnessTest {
         assert inputs.every { it.node == null }          // no agent held while waiting
         assert inputs.every { it.inTimeout }
         assert inputs.every { it.locks == ['fleet-field-east'] }
-        assert h.callsOf('timeout').collect { [it.time, it.unit] } == [[24, 'HOURS'], [24, 'HOURS']]
+        assert h.callsOf('timeout').findAll { it.unit == 'HOURS' }*.time == [24, 24]
         assert h.callsOf('lock').collect { [it.resource, it.inversePrecedence] } == [['fleet-field-east', true]]
         // a milestone before the lock and after each approval, before that wave's rollout runs
         List<String> order = h.calls.findAll {
@@ -70,7 +70,7 @@ class RolloutTest extends HarnessTest {
         h.answerInput([:])    // nobody answers
         Throwable failure = h.failure { h.run('modelRollout', ROLLOUT + [approvalTimeout: 30, approvalTimeoutUnit: 'MINUTES']) }
         assert failure instanceof FlowInterruptedException
-        assert h.callsOf('timeout').collect { [it.time, it.unit] } == [[30, 'MINUTES']]
+        assert h.callsOf('input').size() == 1 && h.callsOf('timeout')[1].time == 30
         assert h.pytoolsCommands().size() == 1      // only the plan
         assert h.currentBuild.description ==
             'rollout of weed-detector 1.4.0 halted at wave canary: no approval before the timeout'
@@ -142,5 +142,61 @@ class RolloutTest extends HarnessTest {
         h.onSh("'--dry-run'", '{"waves": []}')
         assert failureMessage(h) { h.run('modelRollout', ROLLOUT) } ==
             'modelRollout: the rollout plan for fleet/field-east.yaml has no waves'
+    }
+
+    void testEveryWaveChecksOutTheBuildsOwnCommitWhateverTheAgentHeld() {
+        PipelineHarness h = rolloutHarness()
+        h.otherBuildLeft('linux-agent-1', 'f00ba47')       // hours between waves: another build was here
+        h.answerInput(approveBy: 'alice').answerInput(approveBy: 'carol')
+        h.run('modelRollout', ROLLOUT)
+        List<Map> pytools = h.callsOf('sh').findAll { it.script.contains('/bin/pytools') }
+        assert pytools.size() == 3 && pytools.every { it.commit == h.commit && it.node == 'linux' }
+        assert h.callsOf('checkout').size() == h.callsOf('node').size()
+    }
+
+    void testAWaveWithoutTheRepositoryFailsAsPytoolsWould() {
+        PipelineHarness h = rolloutHarness()
+        h.repository.remove('fleet/field-east.yaml')       // the inventory is not in this commit
+        h.answerInput(approveBy: 'alice')
+        assert failureMessage(h) { h.run('modelRollout', ROLLOUT) } == 'script returned exit code 2'
+        assert h.log.contains("pytools: 'fleet/field-east.yaml' not found in the workspace of linux (commit 5a1e0c2)")
+    }
+
+    void testAnApprovalThatComesBackWithoutAnApproverStopsTheRollout() {
+        PipelineHarness h = rolloutHarness()
+        h.oldInputPlugin = true                             // pipeline-input-step before 532.v9e7466cb_4406
+        h.answerInput(approveBy: 'alice', via: 'proceedEmpty')
+        String message = failureMessage(h) { h.run('modelRollout', ROLLOUT) }
+        assert message.startsWith('modelRollout: wave canary of weed-detector 1.4.0 was approved but Jenkins ' +
+                                  'returned no approver')
+        assert h.pytoolsCommands().findAll { it.contains("'--approval'") } == []
+        assert h.files['work/ci/reports/rollout-approvals.json'].contains('"reason": "no approver"')
+    }
+
+    void testTheSubmitPathKeepsTheApproverOnOldPluginsToo() {
+        PipelineHarness h = rolloutHarness()
+        h.oldInputPlugin = true
+        h.answerInput(approveBy: 'alice', via: 'submit').answerInput(approveBy: 'carol', via: 'submit')
+        assert h.run('modelRollout', ROLLOUT).waves*.by == ['alice', 'carol']
+    }
+
+    void testAdministerMayApproveAndJobCancelMayAbort() {
+        PipelineHarness h = rolloutHarness()
+        h.cancellers << 'bob'
+        h.answerInput(approveBy: 'root').answerInput(abortBy: 'bob')
+        Throwable failure = h.failure { h.run('modelRollout', ROLLOUT) }
+        assert failure instanceof FlowInterruptedException
+        assert h.callsOf('inputApproved')*.user == ['root']
+        assert h.currentBuild.description == 'rollout of weed-detector 1.4.0 halted at wave 50%: aborted by bob'
+    }
+
+    void testEveryAgentWaitHasALimit() {
+        PipelineHarness h = rolloutHarness()
+        h.answerInput(approveBy: 'alice').answerInput(abortBy: 'carol')
+        h.failure { h.run('modelRollout', ROLLOUT + [agentTimeoutMinutes: 15, waveTimeoutMinutes: 90]) }
+        // plan, wave 1, record, then the abort handler's record: each node inside a timeout
+        assert h.callsOf('node').size() == 4
+        assert h.callsOf('node').every { Map n -> h.calls[h.calls.indexOf(n) - 1].step == 'timeout' }
+        assert h.callsOf('timeout').findAll { it.unit == 'MINUTES' }*.time == [15, 90, 15, 15]
     }
 }

@@ -22,18 +22,42 @@ class StageStepsTest extends HarnessTest {
         assert h.callsOf('sh').every { it.node == 'jetson' }
     }
 
-    void testEngineTakesAnAgentWithItsLabelAndUnstashes() {
+    void testEngineTakesAnAgentWithItsLabelChecksOutAndUnstashes() {
         PipelineHarness h = harness()
+        h.stashes['export'] = [paths: ['work/ci/reports/export.json'] as Set]
+        h.otherBuildLeft('orin-agent-1', 'f00ba47')
         h.runOn('linux', 'modelEngine', [label: 'orin', unstash: 'export'])
         assert h.callsOf('node')*.label == ['linux', 'orin']
+        assert h.callsOf('checkout')*.node == ['linux', 'orin']
         assert h.callsOf('unstash').collect { [it.name, it.node] } == [['export', 'orin']]
-        assert h.callsOf('sh').every { it.node == 'orin' }
+        assert h.callsOf('sh').every { it.node == 'orin' && it.commit == h.commit }
     }
 
     void testEngineWithoutAnAgentAllocatesTheDefaultLabel() {
         PipelineHarness h = harness()
         h.run('modelEngine', [:])
         assert h.callsOf('node')*.label == ['jetson']
+        assert h.callsOf('checkout')*.node == ['jetson']
+    }
+
+    void testALabelExpressionTheAgentSatisfiesRunsInPlace() {
+        for (String expression in ['jetson && trt85', 'trt85', '(orin || jetson) && !x86', 'x86 -> jetson']) {
+            PipelineHarness h = harness()
+            h.runOn('jetson && trt85', 'modelEngine', [label: expression])
+            assert h.callsOf('node')*.label == ['jetson && trt85']    // no second executor
+        }
+    }
+
+    void testALabelExpressionTheAgentLacksTakesAnotherAgent() {
+        PipelineHarness h = harness()
+        h.runOn('jetson && trt84', 'modelEngine', [label: 'jetson && trt85'])
+        assert h.callsOf('node')*.label == ['jetson && trt84', 'jetson && trt85']
+    }
+
+    void testAMalformedLabelExpressionIsOneClearError() {
+        PipelineHarness h = harness()
+        assert failureMessage(h) { h.runOn('jetson', 'modelEngine', [label: 'jetson &&']) } ==
+            'label expression: expected a label, found the end'
     }
 
     void testParityPublishesJunitAndArchivesReports() {

@@ -4,6 +4,8 @@ import json
 import pytest
 
 from pytools.cli import main
+from tests.fakes.jenkins import FakeJenkins
+from tests.python.jenkins.conftest import USERS, WAVES
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,7 +51,8 @@ def test_approve_each_wave_until_the_rollout_finishes(as_user, capsys):
     code, out, err = run(capsys, "release", "approve", "weed-detector", "1")
     assert code == 0, err
     assert out.strip() == "approved wave canary of weed-detector 1.4.0 (weed-detector #1) as alice"
-    assert build.approvers == [{"wave": "canary", "userId": "alice"}]
+    # the value the pipeline's `input` returns is the approver, through the proceed form
+    assert build.approvers == [{"wave": "canary", "userId": "alice", "value": "alice"}]
     assert build.pending_input()["wave"] == "10%"
     data = run_json(capsys, "release", "approve", "weed-detector", "1", "--wave", "10%")
     assert (data["decision"], data["by"], data["wave"]) == ("approved", "alice", "10%")
@@ -57,6 +60,8 @@ def test_approve_each_wave_until_the_rollout_finishes(as_user, capsys):
     # every POST carried the crumb the crumb issuer gave this user
     posts = [r for r in server.requests if r[0] == "POST"]
     assert len(posts) == 2 and all(r[3] for r in posts)
+    assert [p[1] for p in posts] == ["/job/weed-detector/1/input/Wave1/proceed",
+                                     "/job/weed-detector/1/input/Wave2/proceed"]
     assert ("GET", "/crumbIssuer/api/json", "alice", False) in server.requests
 
 
@@ -65,8 +70,8 @@ def test_approval_outside_the_submitter_group_is_refused(as_user, capsys):
     build = server.start_build("weed-detector", {"MODEL": "weed-detector", "VERSION": "1.4.0"})
     code, out, err = run(capsys, "release", "approve", "weed-detector", "1")
     assert code != 0 and out == ""
-    assert err.strip() == ("error: approve weed-detector #1 wave canary: forbidden for user 'bob':"
-                           " You need to be release-managers to submit this")
+    assert err.strip() == ("error: approve weed-detector #1 wave canary: refused for user 'bob':"
+                           " You need to be release-managers to submit this.")
     assert build.approvers == [] and build.pending_input()["wave"] == "canary"
 
 
@@ -88,7 +93,8 @@ def test_abort_without_submit_or_cancel_permission_is_refused(as_user, capsys):
     build = server.start_build("weed-detector", {"VERSION": "1.4.0"})
     code, _, err = run(capsys, "release", "abort", "weed-detector", "1")
     assert code != 0
-    assert "forbidden for user 'bob': You need to be 'release-managers'" in err
+    assert err.strip() == ("error: abort weed-detector #1 wave canary: refused for user 'bob': You need to "
+                           "be 'release-managers' (or have Job/Cancel permissions) to cancel this.")
     assert build.result is None
 
 
@@ -176,7 +182,7 @@ def test_settings_from_config_file_and_token_file(as_user, capsys, monkeypatch, 
     monkeypatch.setenv("JENKINS_TOKEN", "22bb-bob-token")
     monkeypatch.setenv("PYTOOLS_JENKINS_CONFIG", str(ini))
     code, _, err = run(capsys, "release", "approve", "weed-detector", "1")
-    assert "forbidden for user 'bob'" in err
+    assert "refused for user 'bob'" in err
 
 
 def test_token_in_config_file_is_refused(as_user, capsys, tmp_path, monkeypatch):
@@ -230,7 +236,7 @@ def test_unknown_job_and_job_without_builds(as_user, capsys):
     assert code != 0 and err.strip() == "error: job weed-detector has no builds yet"
 
 
-def test_pending_reads_only_running_jobs_with_one_request_per_job(as_user, capsys):
+def test_pending_reads_each_job_once_and_only_running_builds_inputs(as_user, capsys):
     server = as_user("alice")
     for _ in range(3):
         server.start_build("weed-detector", {"VERSION": "1.4.0"}).result = "SUCCESS"
@@ -240,7 +246,82 @@ def test_pending_reads_only_running_jobs_with_one_request_per_job(as_user, capsy
     assert [(i["job"], i["number"], i["version"]) for i in data["pending"]] == [
         ("weed-detector", 4, "1.4.1")]
     paths = [r[1] for r in server.requests if r[0] == "GET"]
-    assert "/job/models/job/row-follower/api/json" not in paths  # nothing runs there
     assert paths.count("/job/weed-detector/api/json") == 1
+    assert paths.count("/job/models/job/row-follower/api/json") == 1
     assert [p for p in paths if "pendingInputActions" in p] == [
         "/job/weed-detector/4/wfapi/pendingInputActions"]
+
+
+def test_pending_finds_an_older_build_waiting_after_a_newer_one_finished(as_user, capsys):
+    server = as_user("alice")
+    server.start_build("weed-detector", {"MODEL": "weed-detector", "VERSION": "1.4.0"})
+    server.start_build("weed-detector", {"MODEL": "weed-detector", "VERSION": "1.4.1"}).result = "SUCCESS"
+    # the job's ball is the last build's colour: blue, not animated
+    assert [j["color"] for j in server._items("") if j["name"] == "weed-detector"] == ["blue"]
+    data = run_json(capsys, "release", "pending")
+    assert [(i["job"], i["number"], i["version"]) for i in data["pending"]] == [
+        ("weed-detector", 1, "1.4.0")]
+
+
+def test_an_approval_given_meanwhile_is_jenkins_message(as_user, capsys):
+    server = as_user("alice")
+    build = server.start_build("weed-detector", {"MODEL": "weed-detector", "VERSION": "1.4.0"})
+
+    def carol_approves_first(build, pending):
+        server.after_pending_read = None
+        build.settled.add(pending["id"])
+        build.approvers.append({"wave": pending["wave"], "userId": "carol", "value": "carol"})
+        build.wave_index += 1
+    server.after_pending_read = carol_approves_first
+    code, out, err = run(capsys, "release", "approve", "weed-detector", "1")
+    assert code != 0 and out == ""
+    assert err.strip() == ("error: approve weed-detector #1 wave canary: refused for user 'alice': "
+                           "This input has been already given")
+    assert [a["userId"] for a in build.approvers] == ["carol"]
+
+
+def test_administer_may_approve_and_job_cancel_may_abort(capsys, monkeypatch, tmp_path):
+    users = {"root": {"token": "33cc", "admin": True}, "ops": {"token": "44dd", "cancel": True}}
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with FakeJenkins(users) as server:
+        server.add_job("weed-detector", waves=WAVES)
+        build = server.start_build("weed-detector", {"MODEL": "weed-detector", "VERSION": "1.4.0"})
+        monkeypatch.setenv("JENKINS_URL", server.url)
+        for user, token, verb in (("ops", "44dd", "approve"), ("root", "33cc", "approve"),
+                                  ("ops", "44dd", "abort")):
+            monkeypatch.setenv("JENKINS_USER", user)
+            monkeypatch.setenv("JENKINS_TOKEN", token)
+            code, _, err = run(capsys, "release", verb, "weed-detector", "1")
+            if user == "ops" and verb == "approve":
+                assert code != 0 and "You need to be release-managers to submit this." in err
+            else:
+                assert code == 0, err
+        assert [a["userId"] for a in build.approvers] == ["root"]
+        assert build.result == "ABORTED" and build.rejected_by == "ops"
+
+
+def test_old_input_plugin_keeps_the_approver_through_the_proceed_form(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with FakeJenkins(USERS, old_input_plugin=True) as server:
+        server.add_job("weed-detector", waves=WAVES)
+        build = server.start_build("weed-detector", {"MODEL": "weed-detector", "VERSION": "1.4.0"})
+        monkeypatch.setenv("JENKINS_URL", server.url)
+        monkeypatch.setenv("JENKINS_USER", "alice")
+        monkeypatch.setenv("JENKINS_TOKEN", USERS["alice"]["token"])
+        assert run(capsys, "release", "approve", "weed-detector", "1")[0] == 0
+        assert build.approvers[0]["value"] == "alice"
+
+
+def test_without_stage_view_the_hint_names_the_plugin(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with FakeJenkins(USERS, stage_view=False) as server:
+        server.add_job("weed-detector", waves=WAVES)
+        server.start_build("weed-detector", {"VERSION": "1.4.0"})
+        monkeypatch.setenv("JENKINS_URL", server.url)
+        monkeypatch.setenv("JENKINS_USER", "alice")
+        monkeypatch.setenv("JENKINS_TOKEN", USERS["alice"]["token"])
+        for argv in (("pending",), ("approve", "weed-detector", "1"), ("status", "weed-detector")):
+            code, _, err = run(capsys, "release", *argv)
+            assert code != 0 and err.strip() == (
+                "error: Jenkins at %s has no Pipeline Stage View REST API (wfapi): install the plugin "
+                "'Pipeline: Stage View' (pipeline-stage-view), which pytools release reads" % server.url)
