@@ -675,7 +675,9 @@ class Agent(object):
     def cmd_lease(self, args):
         with self.locked():
             if args.action == "acquire":
-                return {"ok": True, "status": "ok", "lease": self.acquire_lease(args.owner)}
+                supersede = [o for o in (args.supersede or "").split(",") if o]
+                return {"ok": True, "status": "ok", "current": self.current_version(),
+                        "lease": self.acquire_lease(args.owner, supersede)}
             self.release_lease(args.owner)
         return {"ok": True, "status": "ok", "lease": None}
 
@@ -978,6 +980,7 @@ def parse_args(argv):
     s = sub.add_parser("lease")
     s.add_argument("action", choices=["acquire", "release"])
     s.add_argument("--owner", required=True)
+    s.add_argument("--supersede")
     args = p.parse_args(argv)
     if not args.command:
         p.error("a command is required")
