@@ -58,7 +58,7 @@ class Options:
     def __init__(self, waves=DEFAULT_WAVES, max_failures="0", rollback_wave=False,
                  approval="prompt", approver=None, concurrency=8, dry_run=False, resume=False,
                  transport=None, prompt=None, allow_downgrade=False, lock_ttl=DEFAULT_TTL,
-                 approval_ttl=DEFAULT_APPROVAL_TTL, health_timeout=5.0):
+                 approval_ttl=DEFAULT_APPROVAL_TTL):
         self.waves, self.max_failures = waves, parse_threshold(max_failures)
         self.rollback_wave, self.approval, self.approver = rollback_wave, approval, approver
         self.concurrency, self.dry_run, self.resume = max(int(concurrency), 1), dry_run, resume
@@ -66,7 +66,6 @@ class Options:
         self.prompt = prompt
         self.allow_downgrade = allow_downgrade
         self.lock_ttl, self.approval_ttl = lock_ttl, approval_ttl
-        self.health_timeout = health_timeout
 
 
 def record_path(workdir, name, version):

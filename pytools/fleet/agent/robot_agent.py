@@ -113,13 +113,15 @@ class Agent(object):
         record = {"at": now_iso(), "action": action}
         record.update(fields)
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        # O_APPEND makes each record one write at the end, even with concurrent writers.
-        fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # O_APPEND makes each record one write at the end, even with concurrent writers. On a
+        # full disk the entry is lost but the command (freeing space, say) still runs.
+        with tolerate_full_disk():
+            fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def current_version(self):
         try:
@@ -161,7 +163,8 @@ class Agent(object):
                           % (lease.get("owner"), lease.get("acquired")), lease=lease)
         if lease:
             lease["expires"] = time.time() + float(self.cfg["lease_ttl"])
-            atomic_write(self.lease_path, json.dumps(lease).encode())
+            with tolerate_full_disk():  # the lease stands until its old expiry
+                atomic_write(self.lease_path, json.dumps(lease).encode())
         return lease
 
     def acquire_lease(self, owner, supersede=()):
@@ -266,6 +269,12 @@ class Agent(object):
         version = manifest.get("version")
         check_version(version)
         supersede = [o for o in (args.supersede or "").split(",") if o]
+        if (self.recovered or {}).get("in_progress"):
+            # Another activation is running (its controller may be gone): judge the robot once
+            # it has ended, and finish or revert it if its process died meanwhile.
+            with self.activation_flock(blocking=True):
+                pass
+            self.recovered = self.recover()
         current = self.current_version()
         # A robot already failing is reported as such, not blamed on the new version (polled
         # outside the lock: it may take the health timeout).
@@ -421,7 +430,7 @@ class Agent(object):
         paths = []
         try:
             for blob in (raw, manifest_data):
-                tmp = tempfile.NamedTemporaryFile(prefix="sig-", dir=self.root, delete=False)
+                tmp = tempfile.NamedTemporaryFile(prefix="sig-", delete=False)
                 paths.append(tmp.name)
                 tmp.write(blob)
                 tmp.close()
@@ -834,6 +843,16 @@ def fetch_resumable(url, path, size, timeout):
 
 # -- small utilities ------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def tolerate_full_disk():
+    import errno
+    try:
+        yield
+    except (IOError, OSError) as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+
+
 def check_version(version):
     if not isinstance(version, str) or not VERSION_RE.match(version) or ".." in version:
         raise Refused("refused", "invalid version %r" % (version,))
@@ -892,11 +911,16 @@ def sha256_file(path):
 
 def atomic_write(path, data):
     tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except (IOError, OSError):
+        if os.path.exists(tmp):  # a full disk must not also keep the half-written copy
+            os.unlink(tmp)
+        raise
 
 
 def fsync_dir(path):

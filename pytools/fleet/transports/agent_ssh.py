@@ -16,9 +16,12 @@ def link_failure(exc):
     return {"ok": False, "status": status, "error": str(exc)}
 
 
+PREFLIGHT_HEALTH_TIMEOUT = 5.0
+
+
 def preflight_args(owner, signature, supersede):
     """The agent's preflight command line; the manifest goes on stdin."""
-    args = ["preflight", "--manifest", "-"]
+    args = ["preflight", "--manifest", "-", "--health-timeout", str(PREFLIGHT_HEALTH_TIMEOUT)]
     for flag, value in (("--owner", owner), ("--signature", signature),
                         ("--supersede", ",".join(supersede))):
         if value:
@@ -44,27 +47,28 @@ class AgentOverSSH(Transport):
         return RobotSession(robot, self.connect_timeout, self.io_timeout)
 
     def call(self, robot, args, stdin=None, timeout=None):
-        """One agent call; transport failures come back as an answer."""
+        """One agent call; transport failures come back as an answer. Any call may first
+        finish or revert an interrupted activation on the robot (a health check or two), so
+        the channel may stay silent up to activate_timeout; a dead link is still found within
+        io_timeout by the TCP and SSH keepalives."""
         try:
             with self.session(robot) as s:
-                return s.agent(args, stdin=stdin, timeout=timeout)
+                return s.agent(args, stdin=stdin, timeout=timeout or self.activate_timeout)
         except (HostKeyError, TransportError) as exc:
             return link_failure(exc)
 
     def status(self, robot):
-        return self.call(robot, ["status"])
+        return self.call(robot, ["status"], timeout=self.io_timeout)
 
     def preflight(self, robot, manifest_bytes, owner=None, signature=None, supersede=()):
         return self.call(robot, preflight_args(owner, signature, supersede),
                          stdin=manifest_bytes)
 
     def activate(self, robot, version, owner):
-        return self.call(robot, ["activate", version, "--owner", owner],
-                         timeout=self.activate_timeout)
+        return self.call(robot, ["activate", version, "--owner", owner])
 
     def rollback(self, robot, owner, to=None):
-        return self.call(robot, ["rollback", "--owner", owner] + (["--to", to] if to else []),
-                         timeout=self.activate_timeout)
+        return self.call(robot, ["rollback", "--owner", owner] + (["--to", to] if to else []))
 
     def acquire(self, robot, owner, supersede=()):
         # The lease of a superseded rollout is taken over by preflight's rule; a plain

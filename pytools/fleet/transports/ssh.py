@@ -45,7 +45,7 @@ class SSHTransport(AgentOverSSH):
                 finally:
                     pushing[0] += time.monotonic() - started
             answer = session.agent(["stage", manifest["version"], "--owner", owner],
-                                   timeout=max(self.io_timeout, 120))
+                                   timeout=max(self.io_timeout, self.activate_timeout))
             answer["push_seconds"] = round(pushing[0], 3)
             return answer
 
@@ -58,10 +58,10 @@ class SSHTransport(AgentOverSSH):
         with open(os.path.join(package_dir, MANIFEST), "rb") as f:
             manifest_bytes = f.read()
         check = session.agent(preflight_args(owner, read_signature(package_dir), ()),
-                              stdin=manifest_bytes)
+                              stdin=manifest_bytes, timeout=self.activate_timeout)
         if check.get("ok") or check.get("needed_bytes") is None:
             return None
-        gone = session.agent(["discard", version, "--owner", owner])
+        gone = session.agent(["discard", version, "--owner", owner], timeout=self.activate_timeout)
         return {"ok": False, "status": "disk-full",
                 "error": "the robot's disk filled during the transfer (%s); the partial "
                 "download was %s" % (check.get("error"), "removed" if gone.get("ok") else
