@@ -6,6 +6,8 @@ the same host variables (`ansible_host`, `ansible_port`, `ansible_user`,
 `model_agent_python`, `model_agent_known_hosts`). Group membership names canary robots
 (group `canary`). Variables of a group apply to its hosts; host variables win.
 """
+import contextlib
+import io
 import os
 
 from pytools.core.errors import ConfigError
@@ -67,9 +69,13 @@ def load_inventory(path):
     from ansible.vars.manager import VariableManager
 
     source = os.path.abspath(path)
+    warnings = io.StringIO()
     try:
         loader = DataLoader()
-        manager = InventoryManager(loader=loader, sources=[source], parse=True)
+        # Ansible warns on stderr for every plugin that could not parse the source; what it
+        # says goes into our one error line instead.
+        with contextlib.redirect_stderr(warnings):
+            manager = InventoryManager(loader=loader, sources=[source], parse=True)
         variables = VariableManager(loader=loader, inventory=manager)
         hosts = manager.get_hosts()
         robots = []
@@ -83,8 +89,10 @@ def load_inventory(path):
     except AnsibleError as exc:
         raise ConfigError("fleet inventory %s: %s" % (path, str(exc).splitlines()[0]))
     if not robots:
-        raise ConfigError("fleet inventory %s lists no hosts (or is not an inventory Ansible "
-                          "can parse)" % path)
+        said = [line[len("[WARNING]: "):] for line in warnings.getvalue().splitlines()
+                if line.startswith("[WARNING]: Failed to parse")]
+        raise ConfigError("fleet inventory %s lists no hosts%s" % (
+            path, " (Ansible: %s)" % "; ".join(said) if said else ""))
     return robots
 
 

@@ -138,6 +138,11 @@ class AnsibleTransport(AgentOverSSH):
         # A halted play skips its `always` blocks on the robots it stopped: free their leases.
         for robot in robots:
             self.release(robot, owner)
-        return {r.name: run["hosts"].get(r.name) or {"ok": False, "outcome": "skipped",
-                                                    "error": "not reached: play halted"}
-                for r in robots}
+        halted = {"ok": False, "outcome": "skipped",
+                  "error": "not deployed: the play halted (failure threshold crossed)"}
+        results = {}
+        for r in robots:
+            got = run["hosts"].get(r.name) or {}
+            # Not reached, or stopped by the halted play between tasks (events, no outcome).
+            results[r.name] = got if got.get("outcome") else dict(got, **halted)
+        return results

@@ -43,10 +43,10 @@ def test_inventory_vars_groups_and_paths(robots, tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("- just a list\n", "expected an Ansible YAML inventory"),
+    ("- just a list\n", "lists no hosts"),
     ("all: {hosts: {}}\n", "lists no hosts"),
-    ("all: {hosts: {r1: 5}}\n", "must map to variables"),
-    ("all: [\n", "not valid YAML"),
+    ("all: {hosts: {r1: 5}}\n", "expected dictionary and got"),
+    ("all: [\n", "YAML parsing failed"),
 ])
 def test_inventory_bad_input(tmp_path, text, message):
     path = tmp_path / "inv.yml"
