@@ -59,9 +59,84 @@ def load_inventory(path):
     """Return the robots of an Ansible inventory (INI, YAML or a directory of them, with
     group_vars/ and host_vars/), read by ansible-core's own InventoryManager and
     VariableManager, so every transport sees exactly what `ansible-playbook -i` sees.
-    Values are taken as written: Jinja templates in variables are not rendered."""
+    Values are taken as written: Jinja templates in variables are not rendered.
+
+    Importing ansible-core costs the controller more than a second of a `fleet status`: what
+    it parsed is cached (per user) under the fingerprint of every file it read, the source and
+    the group_vars/ and host_vars/ beside it, and parsed again when any of them changes. An
+    executable source (a dynamic inventory script) is never cached."""
     if not os.path.exists(path):
         raise ConfigError("cannot read fleet inventory %s: No such file or directory" % path)
+    source = os.path.abspath(path)
+    key = cache_key(source)
+    cached = read_cache(key)
+    if cached is None:
+        cached = parse_inventory(path)
+        write_cache(key, cached)
+    return [Robot(name, hostvars, groups) for name, hostvars, groups in cached]
+
+
+def inventory_files(source):
+    """Every file Ansible reads for this source: the source (or the files of a source
+    directory) and the group_vars/ and host_vars/ files beside it."""
+    base = source if os.path.isdir(source) else os.path.dirname(source)
+    roots = [source] if os.path.isdir(source) else []
+    roots += [os.path.join(base, d) for d in ("group_vars", "host_vars")]
+    files = [] if os.path.isdir(source) else [source]
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            files += [os.path.join(dirpath, f) for f in sorted(filenames)]
+    return files
+
+
+def cache_key(source):
+    import hashlib
+    import json
+    parts = []
+    for f in inventory_files(source):
+        st = os.stat(f)
+        if st.st_mode & 0o111 and not os.path.isdir(f):
+            return None  # a script: its output may change at any time
+        parts.append((f, st.st_mtime_ns, st.st_size))
+    return hashlib.sha256(json.dumps([source, parts]).encode()).hexdigest()
+
+
+def cache_path(key):
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pytools", "inventory", key + ".json")
+
+
+def read_cache(key):
+    import json
+    if key is None:
+        return None
+    try:
+        with open(cache_path(key)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_cache(key, parsed):
+    """Best effort: a read-only or full cache directory only costs the next parse."""
+    import json
+    import tempfile
+    if key is None:
+        return
+    path = cache_path(key)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
+        with os.fdopen(fd, "w") as f:
+            json.dump(parsed, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def parse_inventory(path):
+    """[(name, hostvars, groups)] by ansible-core, in Ansible's host order."""
     # ansible-core loads only when an inventory is read (about a second of imports).
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
@@ -85,7 +160,7 @@ def load_inventory(path):
             for key in ("ansible_ssh_private_key_file", "model_agent_known_hosts"):
                 if hostvars.get(key) and not os.path.isabs(str(hostvars[key])):
                     hostvars[key] = os.path.join(base, str(hostvars[key]))
-            robots.append(Robot(host.name, hostvars, [g.name for g in host.get_groups()]))
+            robots.append((host.name, hostvars, sorted(g.name for g in host.get_groups())))
     except AnsibleError as exc:
         raise ConfigError("fleet inventory %s: %s" % (path, str(exc).splitlines()[0]))
     if not robots:

@@ -183,14 +183,17 @@ class Rollout:
                 raise PytoolsError("another rollout of %s %s is running from this work directory"
                                    % (self.name, self.version))
             record = self.load_or_create()
+            started = time.monotonic()
             self.take_fleet(record)  # refused: nothing written, the old record untouched
+            lock_seconds = time.monotonic() - started
             if not self.opts.resume and os.path.exists(self.path):
                 # A finished rollout of the same NAME-VERSION: kept, under its id.
                 with open(self.path) as f:
                     os.replace(self.path, archive_path(self.path, json.load(f)["id"]))
             self.record = record
             record["runs"].append({"started": utc_now(), "by": getpass.getuser(),
-                                   "resume": bool(self.opts.resume), "finished": None})
+                                   "resume": bool(self.opts.resume), "finished": None,
+                                   "lock_seconds": lock_seconds})
             self.save()
             with self.signals_interrupt():
                 try:
@@ -223,11 +226,16 @@ class Rollout:
     def finish(self):
         """Give the fleet back unless the rollout waits for approval; close this run."""
         rec = self.record
+        started = time.monotonic()
         if rec["state"] == "awaiting_approval":
             self.fleet_lock.park()
         else:
             self.fleet_lock.release()
-        rec["runs"][-1].update(finished=utc_now(), state=rec["state"])
+        run = rec["runs"][-1]
+        # What the fleet lock cost this run: its SSH calls on the main path (the heartbeat
+        # renews from its own thread).
+        run.update(finished=utc_now(), state=rec["state"], lock_seconds=round(
+            run["lock_seconds"] + time.monotonic() - started, 3))
         self.save()
         return rec
 
