@@ -11,12 +11,12 @@ def register(subparsers):
     sub = group(subparsers, "fleet", help="robot fleet: status, unlock and a simulated fleet")
     p = leaf(sub, "status", handle_status, help="version, health and last deployment of every "
              "robot, queried in parallel")
-    p.add_argument("inventory", help="Ansible YAML inventory of the robots")
+    p.add_argument("inventory", help="Ansible inventory of the robots (INI, YAML or a directory)")
     p.add_argument("--concurrency", type=int, default=64, help="robots queried at once (64)")
     p.add_argument("--timeout", type=float, default=10.0, help="per-robot timeout, seconds (10)")
     p = leaf(sub, "unlock", handle_unlock, help="break the fleet's rollout lock (a stale one: its "
              "controller is gone); recorded with who and why in the lock robot's audit log")
-    p.add_argument("inventory", help="Ansible inventory of the robots")
+    p.add_argument("inventory", help="Ansible inventory of the robots (INI, YAML or a directory)")
     p.add_argument("--reason", required=True, help="why the lock is broken (recorded)")
     p.add_argument("--timeout", type=float, default=10.0, help="SSH timeout, seconds (10)")
     p = leaf(sub, "simulate", handle_simulate,

@@ -25,7 +25,7 @@ def register(subparsers):
              + EPILOG)
     p.add_argument("name")
     p.add_argument("--fleet", required=True, metavar="INVENTORY",
-                   help="Ansible inventory of the robots (group 'canary' = canary robots)")
+                   help="Ansible inventory of the robots (INI, YAML or a directory; group 'canary' = canary robots)")
     p.add_argument("--to", metavar="VERSION",
                    help="the release to run (default: what each robot ran before its last "
                    "activation)")

@@ -27,7 +27,7 @@ def register(subparsers):
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--fleet", required=True, metavar="INVENTORY",
-                   help="Ansible YAML inventory of the robots (group 'canary' = canary robots)")
+                   help="Ansible inventory of the robots (INI, YAML or a directory; group 'canary' = canary robots)")
     p.add_argument("--package", metavar="DIR",
                    help="package directory (default: fetch NAME VERSION from the registry)")
     p.add_argument("--channel", help="registry channel to fetch from")
