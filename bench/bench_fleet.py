@@ -38,7 +38,7 @@ RESULTS = []
 def report(label, ratio, limit, op):
     ok = ratio <= limit if op == "<=" else ratio < limit
     RESULTS.append(ok)
-    print("ratio %s: %.2f (%s %.1f required) %s" % (label, ratio, op, limit,
+    print("ratio %s: %.3f (%s %g required) %s" % (label, ratio, op, limit,
                                                     "PASS" if ok else "FAIL"), flush=True)
 
 

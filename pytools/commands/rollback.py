@@ -1,6 +1,7 @@
 """`pytools rollback NAME --fleet INVENTORY [--to VERSION]`: a recorded fleet rollback."""
 from pytools.commands import leaf
-from pytools.commands.rollout import add_lock_options, check_lock_options, finished
+from pytools.commands.rollout import (add_approval_options, add_lock_options,
+                                      check_lock_options, finished)
 from pytools.core.errors import ConfigError
 from pytools.core.workdir import default_workdir
 
@@ -32,15 +33,7 @@ def register(subparsers):
     p.add_argument("--workdir", help="work directory (default work/NAME)")
     p.add_argument("--waves", default="canary,100%",
                    help="waves as for rollout (default %(default)s)")
-    p.add_argument("--max-failures", default="0",
-                   help="failures allowed per wave before it halts: a count or N%% (default 0)")
-    p.add_argument("--yes", action="store_true", help="approve every wave without asking")
-    p.add_argument("--approval", choices=["prompt", "external"], default="prompt",
-                   help="prompt on a terminal (default) or pause for an external approver")
-    p.add_argument("--approved-by", metavar="USER",
-                   help="record USER as the approver of the waiting wave (with --resume)")
-    p.add_argument("--resume", action="store_true", help="continue a halted or waiting rollback")
-    p.add_argument("--concurrency", type=int, default=8, help="robots handled at once (8)")
+    add_approval_options(p, "rollback")
     p.add_argument("--io-timeout", type=float, default=20.0,
                    help="seconds without progress before a link counts as dead (20)")
     add_lock_options(p)

@@ -36,19 +36,11 @@ def register(subparsers):
     p.add_argument("--waves", default=DEFAULT_WAVES,
                    help="comma-separated waves: 'canary' and cumulative percentages "
                    "(default %(default)s)")
-    p.add_argument("--max-failures", default="0",
-                   help="failures allowed per wave before it halts: a count or N%% (default 0)")
     p.add_argument("--rollback-wave", action="store_true",
                    help="when a wave halts, roll back every robot of it, not only failed ones")
-    p.add_argument("--yes", action="store_true", help="approve every wave without asking")
-    p.add_argument("--approval", choices=["prompt", "external"], default="prompt",
-                   help="prompt on a terminal (default) or pause for an external approver")
-    p.add_argument("--approved-by", metavar="USER",
-                   help="record USER as the approver of the waiting wave (with --resume)")
-    p.add_argument("--resume", action="store_true", help="continue a halted or waiting rollout")
+    add_approval_options(p, "rollout")
     p.add_argument("--dry-run", action="store_true",
                    help="plan waves and run a read-only preflight; change nothing")
-    p.add_argument("--concurrency", type=int, default=8, help="robots handled at once (8)")
     p.add_argument("--pull-url", metavar="URL",
                    help="pull mode: robots download the package from this base URL themselves")
     p.add_argument("--pull", action="store_true",
@@ -68,6 +60,20 @@ def register(subparsers):
     add_lock_options(p)
     p.add_argument("--force", action="store_true",
                    help="fetch the package from the registry again even if already fetched")
+
+
+def add_approval_options(p, what):
+    """The wave gate and resume options `pytools rollout` and `pytools rollback` share."""
+    p.add_argument("--max-failures", default="0",
+                   help="failures allowed per wave before it halts: a count or N%% (default 0)")
+    p.add_argument("--yes", action="store_true", help="approve every wave without asking")
+    p.add_argument("--approval", choices=["prompt", "external"], default="prompt",
+                   help="prompt on a terminal (default) or pause for an external approver")
+    p.add_argument("--approved-by", metavar="USER",
+                   help="record USER as the approver of the waiting wave (with --resume)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a halted, waiting or interrupted %s" % what)
+    p.add_argument("--concurrency", type=int, default=8, help="robots handled at once (8)")
 
 
 def add_lock_options(p):

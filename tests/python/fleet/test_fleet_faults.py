@@ -331,3 +331,19 @@ def test_disk_filling_mid_transfer_is_disk_full_not_retried(make_fleet, packages
     finally:
         fleet.stop()
         subprocess.run(["umount", robot.model_root], check=True)
+
+
+def test_fleet_status_shows_unknown_for_what_it_cannot_read(make_fleet, cli, capsys):
+    from pytools.cli import main
+    fleet = make_fleet(2)
+    fleet.robot("robot-002").stop_sshd()
+    code = main(["fleet", "status", fleet.inventory, "--timeout", "3"])
+    out = capsys.readouterr().out
+    assert code == 1
+    line = [l for l in out.splitlines() if l.startswith("robot-002")][0]
+    assert line.split()[2] == "unknown" and "unknown (UNREACHABLE" in line, line
+    assert "1.0.0" not in line
+    code, status, _ = cli("fleet", "status", fleet.inventory, "--timeout", "3")
+    r2 = status["robots"][1]
+    assert code == 1 and r2["version"] is None and r2["healthy"] is None
+    assert status["unknown"] == 1 and status["unhealthy"] == 0

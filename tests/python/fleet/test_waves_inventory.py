@@ -139,3 +139,14 @@ def test_ini_inventory_group_vars_host_vars_and_cache_follows_edits(tmp_path):
     (tmp_path / "host_vars" / "r2.yml").write_text("ansible_host: 10.0.0.2\nansible_port: 2299\n")
     assert load_inventory(str(tmp_path / "hosts.ini"))[1].port == 2299
     assert load_inventory(str(tmp_path))[1].port == 2299  # the directory as the source
+
+
+def test_record_text_keeps_every_reason_whole():
+    from pytools.commands.rollout import record_text
+    reason = "health check failed after activating 1.2.0: " + "x" * 200 + " end"
+    rec = {"id": "demo-1.2.0-1", "kind": "rollout", "state": "halted", "halt_reason": "wave",
+           "name": "demo", "version": "1.2.0", "inventory": "inv", "package": "pkg",
+           "workdir": "w", "waves": [{"name": "100%", "state": "halted", "approver": None}],
+           "robots": {"r1": {"wave": 0, "outcome": "rolled-back", "bytes_sent": 10,
+                             "timings": {}, "error": reason}}}
+    assert "r1: " + reason in record_text(rec)
