@@ -202,6 +202,12 @@ class Rollout:
                         raise Interrupted()
                 except (KeyboardInterrupt, Interrupted):
                     self.interrupted()
+                except Exception as exc:
+                    # A controller bug must not keep the fleet locked, nor the record "running".
+                    self.record.update(state="interrupted", halt_reason="controller error: %s: %s"
+                                       % (type(exc).__name__, exc))
+                    self.finish()
+                    raise
             return self.finish()
         finally:
             os.close(lock_fd)

@@ -347,3 +347,20 @@ def test_fleet_status_shows_unknown_for_what_it_cannot_read(make_fleet, cli, cap
     r2 = status["robots"][1]
     assert code == 1 and r2["version"] is None and r2["healthy"] is None
     assert status["unknown"] == 1 and status["unhealthy"] == 0
+
+
+def test_controller_error_frees_the_fleet_and_marks_the_record(make_fleet, packages, tmp_path):
+    from pytools.fleet.rollout import Options, Rollout
+    from pytools.fleet.transports.ssh import SSHTransport
+    fleet = make_fleet(1, services=False)
+
+    class Broken(SSHTransport):
+        def deliver(self, *args, **kwargs):
+            raise RuntimeError("a bug in the controller")
+
+    opts = Options(waves="100%", approval="yes", transport=Broken(io_timeout=5))
+    with pytest.raises(RuntimeError):
+        Rollout("demo", "1.1.0", fleet.inventory, packages.v2, str(tmp_path), opts).run()
+    rec = read_record(str(tmp_path), "demo", "1.1.0")
+    assert rec["state"] == "interrupted" and "a bug in the controller" in rec["halt_reason"]
+    assert fleet_lock(fleet) is None and leases(fleet) == []
