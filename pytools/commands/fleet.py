@@ -8,12 +8,17 @@ from pytools.core.errors import ConfigError
 
 
 def register(subparsers):
-    sub = group(subparsers, "fleet", help="robot fleet: status and a simulated fleet")
+    sub = group(subparsers, "fleet", help="robot fleet: status, unlock and a simulated fleet")
     p = leaf(sub, "status", handle_status, help="version, health and last deployment of every "
              "robot, queried in parallel")
-    p.add_argument("inventory", help="Ansible YAML inventory of the robots")
+    p.add_argument("inventory", help="Ansible inventory of the robots (INI, YAML or a directory)")
     p.add_argument("--concurrency", type=int, default=64, help="robots queried at once (64)")
     p.add_argument("--timeout", type=float, default=10.0, help="per-robot timeout, seconds (10)")
+    p = leaf(sub, "unlock", handle_unlock, help="break the fleet's rollout lock (a stale one: its "
+             "controller is gone); recorded with who and why in the lock robot's audit log")
+    p.add_argument("inventory", help="Ansible inventory of the robots (INI, YAML or a directory)")
+    p.add_argument("--reason", required=True, help="why the lock is broken (recorded)")
+    p.add_argument("--timeout", type=float, default=10.0, help="SSH timeout, seconds (10)")
     p = leaf(sub, "simulate", handle_simulate,
              help="run N simulated robots (real sshd + inference service) until interrupted")
     p.add_argument("count", type=int)
@@ -41,8 +46,25 @@ def handle_status(args):
     data = fleet_status(args.inventory, args.concurrency,
                         SSHTransport(connect_timeout=args.timeout, io_timeout=args.timeout,
                                      retries=0))
-    data["exit_code"] = 1 if data["unreachable"] or data["unhealthy"] else 0
+    data["exit_code"] = 1 if data["unknown"] or data["unhealthy"] else 0
     return data, status_table(data)
+
+
+def handle_unlock(args):
+    if not args.reason.strip():
+        raise ConfigError("--reason must say why the lock is broken")
+    from pytools.fleet.fleet_lock import unlock
+    from pytools.fleet.inventory import load_inventory
+    from pytools.fleet.transports.ssh import SSHTransport
+
+    robot, broken = unlock(SSHTransport(connect_timeout=args.timeout, io_timeout=args.timeout,
+                                        retries=0), load_inventory(args.inventory), args.reason)
+    data = {"lock_robot": robot, "broken": broken, "reason": args.reason}
+    if not broken:
+        return data, "the fleet lock (on %s) was not held" % robot
+    return data, "broke the fleet lock on %s held by rollout %s (%s %s, by %s since %s)" % (
+        robot, broken.get("owner"), broken.get("name"), broken.get("version"), broken.get("who"),
+        broken.get("acquired"))
 
 
 def handle_simulate(args):

@@ -1,14 +1,14 @@
-"""Fleet inventory: an Ansible YAML inventory, read the way Ansible reads it.
+"""Fleet inventory: an Ansible inventory, read by Ansible's own inventory machinery.
 
-One file serves both transports: `ansible-playbook -i` uses it as is, and the SSH transport reads
+One inventory serves every transport: `ansible-playbook -i` uses it as is, and the SSH transport reads
 the same host variables (`ansible_host`, `ansible_port`, `ansible_user`,
 `ansible_ssh_private_key_file`) plus the agent's (`model_agent_path`, `model_agent_config`,
 `model_agent_python`, `model_agent_known_hosts`). Group membership names canary robots
 (group `canary`). Variables of a group apply to its hosts; host variables win.
 """
+import contextlib
+import io
 import os
-
-import yaml
 
 from pytools.core.errors import ConfigError
 
@@ -56,50 +56,136 @@ class Robot:
 
 
 def load_inventory(path):
-    """Return the robots of an Ansible YAML inventory, in file order."""
+    """Return the robots of an Ansible inventory (INI, YAML or a directory of them, with
+    group_vars/ and host_vars/), read by ansible-core's own InventoryManager and
+    VariableManager, so every transport sees exactly what `ansible-playbook -i` sees.
+    Values are taken as written: Jinja templates in variables are not rendered.
+
+    Importing ansible-core costs the controller more than a second of a `fleet status`: what
+    it parsed is cached (per user) under the fingerprint of every file it read, the source and
+    the group_vars/ and host_vars/ beside it, and parsed again when any of them changes. An
+    executable source (a dynamic inventory script) is never cached."""
+    if not os.path.exists(path):
+        raise ConfigError("cannot read fleet inventory %s: No such file or directory" % path)
+    source = os.path.abspath(path)
+    key = cache_key(source)
+    cached = read_cache(key)
+    if cached is None:
+        cached = parse_inventory(path)
+        write_cache(key, cached)
+    return [Robot(name, hostvars, groups) for name, hostvars, groups in cached]
+
+
+def inventory_files(source):
+    """Every file Ansible reads for this source: the source (or the files of a source
+    directory) and the group_vars/ and host_vars/ files beside it."""
+    base = source if os.path.isdir(source) else os.path.dirname(source)
+    roots = [source] if os.path.isdir(source) else []
+    roots += [os.path.join(base, d) for d in ("group_vars", "host_vars")]
+    files = [] if os.path.isdir(source) else [source]
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            files += [os.path.join(dirpath, f) for f in sorted(filenames)]
+    return files
+
+
+def cache_key(source):
+    import hashlib
+    import json
+    parts = []
+    for f in inventory_files(source):
+        st = os.stat(f)
+        if st.st_mode & 0o111 and not os.path.isdir(f):
+            return None  # a script: its output may change at any time
+        parts.append((f, st.st_mtime_ns, st.st_size))
+    return hashlib.sha256(json.dumps([source, parts]).encode()).hexdigest()
+
+
+def cache_path(key):
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pytools", "inventory", key + ".json")
+
+
+def read_cache(key):
+    import json
+    if key is None:
+        return None
     try:
-        with open(path) as f:
-            data = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except OSError as exc:
-        raise ConfigError("cannot read fleet inventory %s: %s" % (path, exc.strerror))
-    except yaml.YAMLError as exc:
-        raise ConfigError("fleet inventory %s is not valid YAML: %s" % (path, exc))
-    if not isinstance(data, dict) or not isinstance(data.get("all"), dict):
-        raise ConfigError("fleet inventory %s: expected an Ansible YAML inventory with 'all:'"
-                          % path)
-    base = os.path.dirname(os.path.abspath(path))
-    hosts = {}  # name -> (vars, groups)
-    order = []
-    _walk(path, "all", data["all"], {}, [], hosts, order)
-    if not order:
-        raise ConfigError("fleet inventory %s lists no hosts" % path)
-    robots = []
-    for name in order:
-        hostvars, groups = hosts[name]
-        for key in ("ansible_ssh_private_key_file", "model_agent_known_hosts"):
-            if hostvars.get(key) and not os.path.isabs(str(hostvars[key])):
-                hostvars[key] = os.path.join(base, str(hostvars[key]))
-        robots.append(Robot(name, hostvars, groups))
+        with open(cache_path(key)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_cache(key, parsed):
+    """Best effort: a read-only or full cache directory only costs the next parse."""
+    import json
+    import tempfile
+    if key is None:
+        return
+    path = cache_path(key)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
+        with os.fdopen(fd, "w") as f:
+            json.dump(parsed, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def parse_inventory(path):
+    """[(name, hostvars, groups)] by ansible-core, in Ansible's host order."""
+    # ansible-core loads only when an inventory is read (about a second of imports).
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    source = os.path.abspath(path)
+    warnings = io.StringIO()
+    try:
+        loader = DataLoader()
+        # Ansible warns on stderr for every plugin that could not parse the source; what it
+        # says goes into our one error line instead.
+        with contextlib.redirect_stderr(warnings):
+            manager = InventoryManager(loader=loader, sources=[source], parse=True)
+        variables = VariableManager(loader=loader, inventory=manager)
+        hosts = manager.get_hosts()
+        robots = []
+        base = source if os.path.isdir(source) else os.path.dirname(source)
+        for host in hosts:
+            hostvars = plain(variables.get_vars(host=host, include_hostvars=False))
+            for key in ("ansible_ssh_private_key_file", "model_agent_known_hosts"):
+                if hostvars.get(key) and not os.path.isabs(str(hostvars[key])):
+                    hostvars[key] = os.path.join(base, str(hostvars[key]))
+            robots.append((host.name, hostvars, sorted(g.name for g in host.get_groups())))
+    except AnsibleError as exc:
+        raise ConfigError("fleet inventory %s: %s" % (path, str(exc).splitlines()[0]))
+    if not robots:
+        said = [line[len("[WARNING]: "):] for line in warnings.getvalue().splitlines()
+                if line.startswith("[WARNING]: Failed to parse")]
+        raise ConfigError("fleet inventory %s lists no hosts%s" % (
+            path, " (Ansible: %s)" % "; ".join(said) if said else ""))
     return robots
 
 
-def _walk(path, group, node, inherited, groups, hosts, order):
-    node = node or {}
-    if not isinstance(node, dict):
-        raise ConfigError("fleet inventory %s: group %r must be a mapping" % (path, group))
-    merged = dict(inherited)
-    merged.update(node.get("vars") or {})
-    groups = groups + [group]
-    for name, hv in (node.get("hosts") or {}).items():
-        if hv is not None and not isinstance(hv, dict):
-            raise ConfigError("fleet inventory %s: host %r must map to variables" % (path, name))
-        if name not in hosts:
-            hosts[name] = ({}, set())
-            order.append(name)
-        hostvars, member = hosts[name]
-        for key, value in merged.items():
-            hostvars.setdefault(key, value)
-        hostvars.update(hv or {})
-        member.update(groups)
-    for child, sub in (node.get("children") or {}).items():
-        _walk(path, child, sub, merged, groups, hosts, order)
+# Ansible's own variables besides the inventory's: not part of a robot's settings.
+MAGIC_VARS = ("inventory_hostname", "inventory_hostname_short", "group_names", "groups",
+              "inventory_dir", "inventory_file", "omit", "playbook_dir", "ansible_playbook_python",
+              "ansible_config_file", "ansible_version", "ansible_check_mode",
+              "ansible_diff_mode", "ansible_forks", "ansible_inventory_sources",
+              "ansible_run_tags", "ansible_skip_tags", "ansible_verbosity")
+
+
+def plain(value):
+    """Ansible's tagged values as plain str/int/list/dict (JSON-safe, picklable)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items() if k not in MAGIC_VARS}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value

@@ -14,9 +14,13 @@ def fleet_status(inventory, concurrency=64, transport=None):
     with ThreadPoolExecutor(max(int(concurrency), 1)) as pool:
         results = list(pool.map(transport.status, robots))
     rows = []
+    lock = None
     for robot, res in zip(robots, results):
         health = res.get("health") or {}
         last = res.get("last_deployment") or {}
+        fleet_lock = res.get("fleet_lock") or {}
+        if fleet_lock.get("owner") and fleet_lock.get("expires", 0) >= time.time():
+            lock = dict(fleet_lock, robot=robot.name)
         rows.append({"robot": robot.name, "address": "%s:%d" % (robot.host, robot.port),
                      "reachable": res.get("status") not in ("unreachable", "hostkey"),
                      "version": res.get("current"), "previous": res.get("previous"),
@@ -24,10 +28,13 @@ def fleet_status(inventory, concurrency=64, transport=None):
                      "health_error": health.get("error"), "busy": res.get("busy"),
                      "deploying": (res.get("lease") or {}).get("owner"),
                      "last_deployment": last or None,
+                     "activation": (res.get("recovered") or {}).get("in_progress"),
                      "error": None if res.get("ok") else res.get("error")})
     return {"robots": rows, "count": len(rows), "seconds": round(time.monotonic() - started, 3),
+            "fleet_lock": lock,
             "unreachable": sum(1 for r in rows if not r["reachable"]),
-            "unhealthy": sum(1 for r in rows if r["reachable"] and not r["healthy"])}
+            "unhealthy": sum(1 for r in rows if r["reachable"] and r["healthy"] is False),
+            "unknown": sum(1 for r in rows if r["healthy"] is None)}
 
 
 def status_table(data):
@@ -37,15 +44,26 @@ def status_table(data):
 
     def health(r):
         if not r["reachable"]:
-            return "UNREACHABLE: %s" % r["error"]
+            return "unknown (UNREACHABLE: %s)" % r["error"]
         if r["error"]:
-            return "ERROR: %s" % r["error"]
+            return "unknown (ERROR: %s)" % r["error"]
         return "ok" if r["healthy"] else "UNHEALTHY: %s" % r["health_error"]
 
-    rows = [(r["robot"], r["address"], r["version"] or "-", health(r),
-             "busy" if r["busy"] else "idle", r["deploying"] or "-", last(r))
+    def known(r, value):
+        """What a robot that did not answer cannot tell is `unknown`, never a guess."""
+        return value if r["reachable"] and not r["error"] else "unknown"
+
+    rows = [(r["robot"], r["address"], known(r, r["version"] or "-"), health(r),
+             known(r, "busy" if r["busy"] else "idle"), known(r, r["deploying"] or "-"),
+             known(r, last(r)))
             for r in data["robots"]]
     text = table(["robot", "address", "version", "health", "mission", "deploying",
                   "last deployment"], rows)
-    return text + "\n%d robots, %d unreachable, %d unhealthy (%.1fs)" % (
+    lock = data.get("fleet_lock")
+    text += "\n%d robots, %d unreachable, %d unhealthy (%.1fs)" % (
         data["count"], data["unreachable"], data["unhealthy"], data["seconds"])
+    if lock:
+        text += "\nfleet lock (on %s): rollout %s (%s %s, by %s, %s)" % (
+            lock["robot"], lock.get("owner"), lock.get("name"), lock.get("version"),
+            lock.get("who"), lock.get("state") or "running")
+    return text

@@ -8,7 +8,8 @@ DEFAULT_WAVES = "canary,10%,50%,100%"
 
 def plan_waves(robots, spec=DEFAULT_WAVES, canary_group="canary"):
     """Split robots into waves: `canary` (robots of the canary group, or the first robot when
-    there is none), then cumulative percentages of the whole fleet. Empty waves are dropped and
+    there is none), `group:NAME` (the robots of inventory group NAME not in an earlier wave),
+    then cumulative percentages of the whole fleet. Empty waves are dropped and
     every robot lands in exactly one wave; the last wave always takes the rest."""
     names = [r.name for r in robots]
     steps = [s.strip() for s in str(spec).split(",") if s.strip()]
@@ -18,6 +19,12 @@ def plan_waves(robots, spec=DEFAULT_WAVES, canary_group="canary"):
     for i, step in enumerate(steps):
         if step == "canary":
             members = [r.name for r in robots if canary_group in r.groups] or names[:1]
+        elif step.startswith("group:"):
+            group = step[len("group:"):]
+            members = [r.name for r in robots if group in r.groups]
+            if not members:
+                raise ConfigError("wave %r: no robot of the inventory is in group %r"
+                                  % (step, group))
         elif step.endswith("%"):
             try:
                 pct = float(step[:-1])
@@ -28,7 +35,8 @@ def plan_waves(robots, spec=DEFAULT_WAVES, canary_group="canary"):
             upto = max(int(math.ceil(len(names) * pct / 100.0)), 1)
             members = [n for n in names if n not in placed][:max(upto - len(placed), 0)]
         else:
-            raise ConfigError("wave %r: use 'canary' or a percentage like 10%%" % step)
+            raise ConfigError("wave %r: use 'canary', 'group:NAME' or a percentage like 10%%"
+                              % step)
         if i == len(steps) - 1:
             members = members + [n for n in names if n not in placed and n not in members]
         members = [n for n in members if n not in placed]

@@ -54,17 +54,18 @@ def robot_versions(records):
     """{robot: {version, since, rollout, outcome}} from rollout records replayed in time order.
 
     An activated (or already current) robot runs the record's version from the end of its wave; a
-    rolled-back one runs the version it had before. Failures and refusals change nothing.
+    rolled-back one runs the version it was rolled back to. Failures and refusals change nothing.
     """
     events = []
     for record in records:
         waves = record.get("waves") or []
         for robot, entry in (record.get("robots") or {}).items():
             outcome = entry.get("outcome")
+            # A rollback record (`pytools rollback`) names per robot the version it went to.
             if outcome in RUNNING:
-                version = record.get("version")
+                version = entry.get("version") or record.get("version")
             elif outcome == "rolled-back":
-                version = entry.get("previous")
+                version = entry.get("version") or entry.get("rolled_back_to") or entry.get("previous")
             else:
                 continue
             wave = waves[entry["wave"]] if isinstance(entry.get("wave"), int) and entry["wave"] < len(waves) else {}

@@ -9,7 +9,14 @@ It owns the model root on a robot:
     <root>/state.json            current/previous version, last deployment
     <root>/audit.log             append-only JSON lines, one per action
     <root>/deploy.lease          the deployment lease: one rollout at a time per robot
+    <root>/activation.json       the activation journal: written before `current` is switched,
+                                 removed once the health check passed or the switch was reverted
+    <root>/fleet.lock            the fleet-wide rollout lock, on the fleet's lock robot only
     <root>/.agent.lock           flock held for the short critical sections
+    <root>/.activation.lock      flock held by the process that is activating
+
+Every command first finishes or reverts an activation whose agent died (reboot, kill) between
+switching `current` and its health check (`recover` does only that, for boot).
 
 Every command prints one JSON object on stdout; exit status 0 means "ok", 1 a refusal or
 failure (the JSON says why), 2 a usage error. The controller (SSH, Ansible or an operator)
@@ -46,6 +53,8 @@ DEFAULTS = {
     "min_free_bytes": 0,
     "lease_ttl": 3600,
 }
+# Commands that change the robot: their refusals go to the audit log too.
+AUDITED = ("preflight", "stage", "activate", "rollback", "discard", "lease", "fleet_lock")
 
 
 class Refused(Exception):
@@ -73,6 +82,8 @@ class Agent(object):
         self.state_path = os.path.join(self.root, "state.json")
         self.audit_path = os.path.join(self.root, "audit.log")
         self.lease_path = os.path.join(self.root, "deploy.lease")
+        self.journal_path = os.path.join(self.root, "activation.json")
+        self.fleet_lock_path = os.path.join(self.root, "fleet.lock")
         for d in (self.releases, self.incoming):
             if not os.path.isdir(d):
                 os.makedirs(d)
@@ -102,13 +113,15 @@ class Agent(object):
         record = {"at": now_iso(), "action": action}
         record.update(fields)
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        # O_APPEND makes each record one write at the end, even with concurrent writers.
-        fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # O_APPEND makes each record one write at the end, even with concurrent writers. On a
+        # full disk the entry is lost but the command (freeing space, say) still runs.
+        with tolerate_full_disk():
+            fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def current_version(self):
         try:
@@ -135,20 +148,27 @@ class Agent(object):
             return None
         return lease
 
-    def check_lease(self, owner):
+    def check_lease(self, owner, supersede=()):
         """Refuse when another deployment holds the lease; callers hold self.locked().
-        The holder's own steps extend it, so a long transfer does not outlive its lease."""
+        The holder's own steps extend it, so a long transfer does not outlive its lease. A lease
+        of a rollout in `supersede` (one whose fleet lock expired or was broken: its controller
+        is gone) is taken over."""
         lease = self.read_lease()
+        if lease and lease.get("owner") != owner and lease.get("owner") in supersede:
+            self.audit("lease-superseded", owner=owner, superseded=lease.get("owner"))
+            os.unlink(self.lease_path)
+            lease = None
         if lease and lease.get("owner") != owner:
             raise Refused("locked", "robot is locked by deployment %r since %s"
                           % (lease.get("owner"), lease.get("acquired")), lease=lease)
         if lease:
             lease["expires"] = time.time() + float(self.cfg["lease_ttl"])
-            atomic_write(self.lease_path, json.dumps(lease).encode())
+            with tolerate_full_disk():  # the lease stands until its old expiry
+                atomic_write(self.lease_path, json.dumps(lease).encode())
         return lease
 
-    def acquire_lease(self, owner):
-        self.check_lease(owner)
+    def acquire_lease(self, owner, supersede=()):
+        self.check_lease(owner, supersede)
         lease = {"owner": owner, "acquired": now_iso(), "pid": os.getpid(),
                  "expires": time.time() + float(self.cfg["lease_ttl"])}
         atomic_write(self.lease_path, json.dumps(lease).encode())
@@ -199,6 +219,10 @@ class Agent(object):
             want, have = cons.get("l4t_release"), facts.get("l4t_release")
             if want and str(want) != str(have):
                 problems.append("engine built for L4T %s, robot runs L4T %s" % (want, have))
+            # A CUDA runtime runs code built with an older minor of its major, not a newer one.
+            want, have = cons.get("cuda_version"), facts.get("cuda_version")
+            if want and (not have or not cuda_compatible(want, have)):
+                problems.append("engine built with CUDA %s cannot run on CUDA %s" % (want, have))
         elif kind == "onnxruntime":
             opset, limit = cons.get("onnx_opset"), facts.get("onnx_opset_max")
             if opset and limit and int(opset) > int(limit):
@@ -231,30 +255,55 @@ class Agent(object):
                 "releases": releases, "incoming": staging, "busy": self.busy(),
                 "lease": self.read_lease(), "health": health,
                 "last_deployment": state.get("last_deployment"), "facts": self.cfg.get("facts"),
-                "free_bytes": disk_free(self.root), "hostname": os.uname()[1]}
+                "free_bytes": disk_free(self.root), "hostname": os.uname()[1],
+                "recovered": self.recovered,
+                "fleet_lock": self.read_fleet_lock() if os.path.exists(self.fleet_lock_path)
+                else None}
 
     def cmd_preflight(self, args):
-        manifest = load_json_arg(args.manifest)
+        manifest_data = load_arg_bytes(args.manifest)
+        try:
+            manifest = json.loads(manifest_data.decode())
+        except ValueError as exc:
+            raise Refused("refused", "manifest is not JSON: %s" % exc)
         version = manifest.get("version")
         check_version(version)
+        supersede = [o for o in (args.supersede or "").split(",") if o]
+        if (self.recovered or {}).get("in_progress"):
+            # Another activation is running (its controller may be gone): judge the robot once
+            # it has ended, and finish or revert it if its process died meanwhile.
+            with self.activation_flock(blocking=True):
+                pass
+            self.recovered = self.recover()
+        current = self.current_version()
+        # A robot already failing is reported as such, not blamed on the new version (polled
+        # outside the lock: it may take the health timeout).
+        health = self.health(current, timeout=float(args.health_timeout)) if current else None
         with self.locked():
             if args.owner:
-                self.check_lease(args.owner)
+                self.check_lease(args.owner, supersede)
             self.refuse_if_busy()
             problems = self.platform_problems(manifest)
             if problems:
                 raise Refused("refused", "; ".join(problems), problems=problems)
+            # Only the manifest and its signature (a few KB) have moved so far.
+            signature = self.check_signature_bytes(manifest_data, args.signature)
             needed = self.bytes_needed(manifest, version)
             free = disk_free(self.root)
             reserve = int(self.cfg.get("min_free_bytes") or 0)
             if needed + reserve > free:
-                raise Refused("refused", "not enough disk: package needs %d bytes (+%d reserve), "
-                              "%d free" % (needed, reserve, free), needed_bytes=needed,
+                raise Refused("refused", "not enough disk: package needs %d bytes (+%d reserve),"
+                              " %d free" % (needed, reserve, free), needed_bytes=needed,
                               free_bytes=free)
-            lease = self.acquire_lease(args.owner) if args.owner else None
-        self.audit("preflight", version=version, owner=args.owner, needed_bytes=needed)
+            if health is not None and not health["ok"] and current != version:
+                raise Refused("unhealthy", "robot was unhealthy before the rollout (on %s): %s"
+                              % (current, health.get("error")), current=current, health=health)
+            lease = self.acquire_lease(args.owner, supersede) if args.owner else None
+        if args.owner:
+            self.audit("preflight", version=version, owner=args.owner, needed_bytes=needed)
         return {"ok": True, "status": "ok", "version": version, "needed_bytes": needed,
-                "free_bytes": free, "lease": lease, "current": self.current_version(),
+                "free_bytes": free, "lease": lease, "current": current,
+                "current_health": health, "signature": signature,
                 "incoming": self.incoming_dir(version),
                 "staged": os.path.isdir(self.release_dir(version))}
 
@@ -264,7 +313,9 @@ class Agent(object):
             self.check_lease(args.owner)
             dest = self.release_dir(version)
             if os.path.isdir(dest):
+                # Staged before (a deferral, a rollback): verified in place, never sent again.
                 manifest = self.verify_dir(dest, version)
+                self.drop_incoming(version)
                 return {"ok": True, "status": "ok", "version": version, "already": True,
                         "files": len(manifest["files"]), "downloaded_bytes": 0}
         inc = self.incoming_dir(version)
@@ -278,8 +329,8 @@ class Agent(object):
             try:
                 manifest = self.verify_dir(inc, version, drop_bad=True)
             except Refused as exc:
-                self.audit("stage", version=version, owner=args.owner, result=exc.status,
-                           error=str(exc))
+                if exc.status == "refused":  # a package this robot never takes: no resume
+                    self.drop_incoming(version)
                 raise
             if not os.path.isdir(dest):
                 os.rename(inc, dest)
@@ -287,6 +338,22 @@ class Agent(object):
         self.audit("stage", version=version, owner=args.owner, result="ok")
         return {"ok": True, "status": "ok", "version": version, "already": False,
                 "files": len(manifest["files"]), "downloaded_bytes": downloaded}
+
+    def cmd_discard(self, args):
+        """Remove the partial download of VERSION (after a full disk)."""
+        with self.locked():
+            self.check_lease(args.owner)
+            removed = self.drop_incoming(args.version)
+        self.audit("discard", version=args.version, owner=args.owner, removed=removed)
+        return {"ok": True, "status": "ok", "removed": removed, "free_bytes": disk_free(self.root)}
+
+    def drop_incoming(self, version):
+        import shutil
+        inc = self.incoming_dir(version)
+        if os.path.isdir(inc):
+            shutil.rmtree(inc)
+            return True
+        return False
 
     def verify_dir(self, d, version, drop_bad=False):
         """Check manifest, signature and every file; with drop_bad, delete corrupt files so the
@@ -336,94 +403,196 @@ class Agent(object):
         return manifest
 
     def check_signature(self, d, data):
-        key = self.cfg.get("public_key")
         sig_path = os.path.join(d, SIGNATURE)
+        sig = None
+        if os.path.isfile(sig_path):
+            with open(sig_path, "rb") as f:
+                sig = f.read().decode("ascii", "replace")
+        self.check_signature_bytes(data, sig)
+
+    def check_signature_bytes(self, manifest_data, sig_text):
+        """Check the detached signature (base64 text or None) of the manifest bytes; returns
+        what was checked: "verified" or "not required"."""
+        key = self.cfg.get("public_key")
         if not key:
             if self.cfg.get("require_signature"):
                 raise Refused("refused", "signatures are required but no public_key is configured")
-            return
-        if not os.path.isfile(sig_path):
+            return "not required"
+        if not sig_text:
             raise Refused("refused", "package is not signed (no %s)" % SIGNATURE)
-        with open(sig_path, "rb") as f:
-            import base64
-            try:
-                raw = base64.b64decode(f.read().strip())
-            except (ValueError, TypeError):
-                raise Refused("refused", "signature file is not base64")
+        import base64
+        import binascii
         import tempfile
-        tmp = tempfile.NamedTemporaryFile(prefix="sig-", dir=self.root, delete=False)
         try:
-            tmp.write(raw)
-            tmp.close()
+            raw = base64.b64decode(sig_text.strip(), validate=True)
+        except (ValueError, TypeError, binascii.Error):
+            raise Refused("refused", "signature is not base64")
+        paths = []
+        try:
+            for blob in (raw, manifest_data):
+                tmp = tempfile.NamedTemporaryFile(prefix="sig-", delete=False)
+                paths.append(tmp.name)
+                tmp.write(blob)
+                tmp.close()
             code, out = run_command(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", key,
-                                     "-rawin", "-in", os.path.join(d, MANIFEST),
-                                     "-sigfile", tmp.name], 60)
+                                     "-rawin", "-in", paths[1], "-sigfile", paths[0]], 60)
         finally:
-            os.unlink(tmp.name)
+            for path in paths:
+                os.unlink(path)
         if code != 0:
             raise Refused("refused", "package signature does not match its manifest "
                           "(tampered or signed with another key)")
+        return "verified"
 
+    # -- activation: journaled, so a crash between switch and health check is finished or
+    #    reverted by the next agent call --
     def cmd_activate(self, args):
         version = args.version
         with self.locked():
             self.check_lease(args.owner)
             self.refuse_if_busy()
-            target = self.release_dir(version)
-            if not os.path.isdir(target):
+            if not os.path.isdir(self.release_dir(version)):
                 raise Refused("failed", "version %s is not staged" % version)
             old = self.current_version()
-            self.switch(version)
-        started = time.time()
-        health = self.restart_and_check(version)
-        result = {"version": version, "previous": old, "health": health,
-                  "activate_seconds": round(time.time() - started, 3)}
-        if health["ok"]:
-            self.record(version, old, "activate", "ok", args.owner)
+        fallback = old if old != version else self.read_state().get("previous")
+        result = self.transition(version, fallback, "activate", args.owner)
+        if result["ok"]:
             # Keep the disk bounded after every good deployment; partial downloads of other
             # versions stay (another rollout of ours may resume them).
             with self.locked():
-                removed = self.collect(keep_incoming=True)
-            self.audit("activate", version=version, previous=old, owner=args.owner, result="ok",
-                       removed=removed)
-            result.update(ok=True, status="ok", removed=removed)
+                result["removed"] = self.collect(keep_incoming=True)
             return result
-        # A robot must never stay on a model that does not work: go back to the previous one.
-        reverted = None
-        if old and old != version:
-            with self.locked():
-                self.switch(old)
-            reverted = self.restart_and_check(old)
-            self.record(old, None, "auto-rollback", "ok" if reverted["ok"] else "failed",
-                        args.owner, failed_version=version)
-        self.audit("activate", version=version, previous=old, owner=args.owner, result="failed",
-                   error=health.get("error"), rolled_back_to=old if reverted else None)
         raise Refused("failed", "health check failed after activating %s: %s%s"
-                      % (version, health.get("error"),
-                         "; rolled back to %s" % old if reverted else ""),
-                      health=health, rolled_back_to=old if reverted else None,
-                      rollback_health=reverted)
+                      % (version, result["health"].get("error"), revert_note(result)),
+                      **details(result))
 
     def cmd_rollback(self, args):
         with self.locked():
             self.check_lease(args.owner)
+            self.refuse_if_busy()
             state = self.read_state()
             current = self.current_version()
-            target = args.to or state.get("previous")
+            target = args.to or self.before_last_activation(state)
             if not target:
-                raise Refused("failed", "no previous release to roll back to")
+                raise Refused("failed", "no earlier release to roll back to (give --to VERSION)")
             if not os.path.isdir(self.release_dir(target)):
                 raise Refused("failed", "release %s is not on this robot" % target)
-            self.switch(target)
+        result = self.transition(target, current, "rollback", args.owner)
+        if not result["ok"]:
+            raise Refused("failed", "health check failed after rollback to %s: %s%s"
+                          % (target, result["health"].get("error"), revert_note(result)),
+                          **details(result))
+        return result
+
+    def before_last_activation(self, state):
+        """What the robot ran before its last good activation: a rollback's default target.
+        Asked again after that rollback it names the same version, so nothing toggles."""
+        for entry in reversed(state.get("history") or []):
+            if entry.get("action") == "activate" and entry.get("result") == "ok":
+                return entry.get("previous")
+        return state.get("previous")
+
+    def transition(self, target, fallback, action, owner):
+        """Run `target` (switch, restart, health) under the activation journal; if it is
+        unhealthy, go back to `fallback`. A robot already on a healthy `target` is left alone."""
+        with self.activation_flock(blocking=True):
+            old = self.current_version()
+            if old == target and self.health_once(target)[0]:
+                self.audit(action, version=target, owner=owner, result="ok", already=True)
+                return {"ok": True, "status": "ok", "version": target, "previous": old,
+                        "already": True, "health": {"ok": True, "error": None}}
+            self.write_journal({"action": action, "version": target, "fallback": fallback,
+                                "from": old, "owner": owner, "started": now_iso(),
+                                "pid": os.getpid()})
+            result = self.run_journaled(target, fallback, action, owner, old)
+            self.clear_journal()
+        return result
+
+    def run_journaled(self, target, fallback, action, owner, old, recovered=False):
+        """Switch to `target` and check it; on failure revert to `fallback`. The journal is
+        on disk for the whole call; callers hold the activation flock and clear it after."""
+        started = time.time()
+        if self.current_version() != target:
+            with self.locked():
+                self.switch(target)
         health = self.restart_and_check(target)
-        self.record(target, current, "rollback", "ok" if health["ok"] else "failed", args.owner)
-        self.audit("rollback", version=target, previous=current, owner=args.owner,
-                   result="ok" if health["ok"] else "failed")
-        if not health["ok"]:
-            raise Refused("failed", "health check failed after rollback to %s: %s"
-                          % (target, health.get("error")), health=health)
-        return {"ok": True, "status": "ok", "version": target, "previous": current,
-                "health": health}
+        result = {"version": target, "previous": old, "health": health, "recovered": recovered,
+                  "activate_seconds": round(time.time() - started, 3)}
+        if health["ok"]:
+            self.record(target, old if old != target else fallback, action, "ok", owner,
+                        recovered=recovered)
+            self.audit(action, version=target, previous=old, owner=owner, result="ok",
+                       recovered=recovered)
+            result.update(ok=True, status="ok")
+            return result
+        reverted = None
+        if fallback and fallback != target and os.path.isdir(self.release_dir(fallback)):
+            with self.locked():
+                self.switch(fallback)
+            reverted = self.restart_and_check(fallback)
+            self.record(fallback, None, "auto-rollback", "ok" if reverted["ok"] else "failed",
+                        owner, failed_version=target, recovered=recovered)
+        self.audit(action, version=target, previous=old, owner=owner, result="failed",
+                   error=health.get("error"), rolled_back_to=fallback if reverted else None,
+                   rollback_ok=reverted["ok"] if reverted else None, recovered=recovered)
+        result.update(ok=False, status="failed", rolled_back_to=fallback if reverted else None,
+                      rollback_health=reverted)
+        return result
+
+    @contextlib.contextmanager
+    def activation_flock(self, blocking):
+        """Held by the process that activates; a free flock with a journal on disk means that
+        process died mid-activation. Yields False when not blocking and another holds it."""
+        fd = os.open(os.path.join(self.root, ".activation.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except (IOError, OSError):
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def read_journal(self):
+        try:
+            with open(self.journal_path) as f:
+                return json.load(f)
+        except (IOError, OSError, ValueError):
+            return None
+
+    def write_journal(self, entry):
+        atomic_write(self.journal_path, json.dumps(entry, sort_keys=True).encode())
+        fsync_dir(self.root)
+
+    def clear_journal(self):
+        if os.path.exists(self.journal_path):
+            os.unlink(self.journal_path)
+            fsync_dir(self.root)
+
+    def recover(self):
+        """Finish or revert an activation whose process died; None when there was none."""
+        if not os.path.exists(self.journal_path):
+            return None
+        with self.activation_flock(blocking=False) as mine:
+            if not mine:  # an activation is running right now: not ours to touch
+                return {"in_progress": self.read_journal()}
+            entry = self.read_journal()
+            if entry is None:
+                self.clear_journal()
+                return None
+            self.audit("recover", pending=entry)
+            result = self.run_journaled(entry.get("version"), entry.get("fallback"),
+                                        entry.get("action") or "activate", entry.get("owner"),
+                                        entry.get("from"), recovered=True)
+            self.clear_journal()
+            return {"journal": entry, "result": "finished" if result["ok"] else (
+                "reverted" if (result.get("rollback_health") or {}).get("ok") else
+                "revert-failed"), "current": self.current_version()}
+
+    def cmd_recover(self, args):
+        return {"ok": True, "status": "ok", "recovered": self.recovered,
+                "current": self.current_version()}
 
     def cmd_gc(self, args):
         with self.locked():
@@ -455,10 +624,69 @@ class Agent(object):
                 removed.append("incoming/" + v)
         return removed
 
+    # -- the fleet lock: one rollout per fleet, kept by the fleet's lock robot --
+    def read_fleet_lock(self):
+        try:
+            with open(self.fleet_lock_path) as f:
+                return json.load(f)
+        except (IOError, OSError, ValueError):
+            return {}
+
+    def cmd_fleet_lock(self, args):
+        """acquire (or renew as holder), renew (refused unless held), release, break, show.
+        Callers are controllers; the lock expires `--ttl` seconds after its last renewal."""
+        with self.locked():
+            lock = self.read_fleet_lock()
+            live = lock.get("owner") and lock.get("expires", 0) >= time.time()
+            held = bool(live) and lock.get("owner") == args.owner
+            if args.action == "show":
+                return {"ok": True, "status": "ok", "lock": lock if live else None}
+            if args.action == "break":
+                if not live:
+                    return {"ok": True, "status": "ok", "broken": None}
+                self.write_fleet_lock(superseded(lock), None)
+                self.audit("fleet-unlock", by=args.by, reason=args.reason, holder=lock)
+                return {"ok": True, "status": "ok", "broken": lock}
+            if args.action == "release":
+                if held:
+                    self.write_fleet_lock(lock.get("superseded") or [], None)
+                    self.audit("fleet-lock-release", owner=args.owner)
+                return {"ok": True, "status": "ok", "released": held}
+            if live and not held:
+                raise Refused("locked", "fleet is locked by rollout %s (%s %s, by %s on %s, "
+                              "since %s, %s)" % (lock.get("owner"), lock.get("name"),
+                                                 lock.get("version"), lock.get("who"),
+                                                 lock.get("host"), lock.get("acquired"),
+                                                 lock.get("state") or "running"), lock=lock)
+            if args.action == "renew" and not held:
+                raise Refused("lost", "fleet lock of %s is gone (expired or broken)"
+                              % args.owner, lock=lock if live else None)
+            info = json.loads(args.info) if args.info else {}
+            entry = dict(lock if held else {}, **info)
+            entry.update(owner=args.owner, renewed=now_iso(),
+                         expires=time.time() + float(args.ttl))
+            entry.setdefault("acquired", now_iso())
+            was = lock.get("superseded") or []
+            self.write_fleet_lock(was if held or not lock.get("owner") else superseded(lock),
+                                  entry)
+            if not held:
+                self.audit("fleet-lock", owner=args.owner, info=info,
+                           superseded=lock.get("owner"))
+        return {"ok": True, "status": "ok", "lock": entry,
+                "superseded": self.read_fleet_lock().get("superseded") or []}
+
+    def write_fleet_lock(self, superseded_owners, entry):
+        """The lock file always keeps the owners whose locks expired or were broken (last 20):
+        the next holder may take over the robot leases they left behind."""
+        data = dict(entry or {}, superseded=superseded_owners[-20:])
+        atomic_write(self.fleet_lock_path, json.dumps(data, sort_keys=True).encode())
+
     def cmd_lease(self, args):
         with self.locked():
             if args.action == "acquire":
-                return {"ok": True, "status": "ok", "lease": self.acquire_lease(args.owner)}
+                supersede = [o for o in (args.supersede or "").split(",") if o]
+                return {"ok": True, "status": "ok", "current": self.current_version(),
+                        "lease": self.acquire_lease(args.owner, supersede)}
             self.release_lease(args.owner)
         return {"ok": True, "status": "ok", "lease": None}
 
@@ -479,7 +707,7 @@ class Agent(object):
             state["previous"] = previous
         state["current"] = self.current_version()
         entry = {"version": version, "action": action, "result": result, "at": now_iso(),
-                 "owner": owner}
+                 "owner": owner, "previous": previous}
         entry.update(extra)
         state["last_deployment"] = entry
         state["history"] = (state.get("history") or [])[-49:] + [entry]
@@ -615,6 +843,16 @@ def fetch_resumable(url, path, size, timeout):
 
 # -- small utilities ------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def tolerate_full_disk():
+    import errno
+    try:
+        yield
+    except (IOError, OSError) as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+
+
 def check_version(version):
     if not isinstance(version, str) or not VERSION_RE.match(version) or ".." in version:
         raise Refused("refused", "invalid version %r" % (version,))
@@ -633,6 +871,35 @@ def major_minor(v):
     return ".".join(str(v).split(".")[:2])
 
 
+def cuda_compatible(built, runtime):
+    """Same CUDA major, and the robot's minor is at least the one the engine was built with."""
+    try:
+        b = [int(x) for x in str(built).split(".")[:2]]
+        r = [int(x) for x in str(runtime).split(".")[:2]]
+    except ValueError:
+        return str(built) == str(runtime)
+    return b[0] == r[0] and r[1:] >= b[1:]
+
+
+def details(result):
+    """A failed transition's fields, for its Refused answer."""
+    return dict((k, v) for k, v in result.items() if k not in ("ok", "status"))
+
+
+def superseded(lock):
+    return (lock.get("superseded") or []) + [lock.get("owner")]
+
+
+def revert_note(result):
+    back = result.get("rolled_back_to")
+    if not back:
+        return "; nothing to go back to"
+    if (result.get("rollback_health") or {}).get("ok"):
+        return "; rolled back to %s" % back
+    return "; rolled back to %s, which is unhealthy too: %s" % (
+        back, (result.get("rollback_health") or {}).get("error"))
+
+
 def sha256_file(path):
     import hashlib
     h = hashlib.sha256()
@@ -644,11 +911,16 @@ def sha256_file(path):
 
 def atomic_write(path, data):
     tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except (IOError, OSError):
+        if os.path.exists(tmp):  # a full disk must not also keep the half-written copy
+            os.unlink(tmp)
+        raise
 
 
 def fsync_dir(path):
@@ -682,13 +954,13 @@ def run_command(cmd, timeout):
     return proc.returncode, out.decode("utf-8", "replace")
 
 
-def load_json_arg(value):
+def load_arg_bytes(value):
     try:
         if value == "-":
-            return json.loads(sys.stdin.read())
-        with open(value) as f:
-            return json.load(f)
-    except (IOError, OSError, ValueError) as exc:
+            return sys.stdin.buffer.read()
+        with open(value, "rb") as f:
+            return f.read()
+    except (IOError, OSError) as exc:
         raise Refused("refused", "cannot read manifest %s: %s" % (value, exc))
 
 
@@ -701,6 +973,10 @@ def parse_args(argv):
     s = sub.add_parser("preflight")
     s.add_argument("--manifest", required=True, help="manifest.json path, or - for stdin")
     s.add_argument("--owner", help="take the deployment lease for this rollout id")
+    s.add_argument("--signature", help="the manifest's detached signature (base64)")
+    s.add_argument("--supersede", help="rollout ids whose leases may be taken over (their "
+                   "fleet lock expired or was broken)")
+    s.add_argument("--health-timeout", type=float, default=5.0)
     s = sub.add_parser("stage")
     s.add_argument("version")
     s.add_argument("--owner")
@@ -712,11 +988,23 @@ def parse_args(argv):
     s = sub.add_parser("rollback")
     s.add_argument("--to")
     s.add_argument("--owner")
+    s = sub.add_parser("discard")
+    s.add_argument("version")
+    s.add_argument("--owner")
+    sub.add_parser("recover", help="finish or revert an interrupted activation (run at boot)")
+    s = sub.add_parser("fleet-lock")
+    s.add_argument("action", choices=["acquire", "renew", "release", "break", "show"])
+    s.add_argument("--owner")
+    s.add_argument("--ttl", type=float, default=60.0)
+    s.add_argument("--info", help="JSON: who, name, version, host, state")
+    s.add_argument("--by")
+    s.add_argument("--reason")
     s = sub.add_parser("gc")
     s.add_argument("--keep-incoming", action="store_true")
     s = sub.add_parser("lease")
     s.add_argument("action", choices=["acquire", "release"])
     s.add_argument("--owner", required=True)
+    s.add_argument("--supersede")
     args = p.parse_args(argv)
     if not args.command:
         p.error("a command is required")
@@ -725,16 +1013,23 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    command = args.command.replace("-", "_")
+    agent = None
     try:
         with open(args.config) as f:
             config = json.load(f)
         agent = Agent(config)
-        result = getattr(agent, "cmd_" + args.command)(args)
+        agent.recovered = agent.recover()
+        result = getattr(agent, "cmd_" + command)(args)
         code = 0
     except Refused as exc:
         result = {"ok": False, "status": exc.status, "error": str(exc)}
         result.update(exc.extra)
         code = 1
+        if agent is not None and command in AUDITED and getattr(args, "owner", None):
+            agent.audit("refused", command=command, status=exc.status, error=str(exc),
+                        owner=getattr(args, "owner", None),
+                        version=getattr(args, "version", None))
     except (IOError, OSError, ValueError) as exc:
         result = {"ok": False, "status": "failed", "error": "%s: %s" % (type(exc).__name__, exc)}
         code = 1

@@ -111,6 +111,21 @@ class SimRobot:
         stop_process(self.sshd)
         self.sshd = None
 
+    def power_off(self):
+        """The robot loses power: sshd stops accepting first (frozen), then every session and
+        agent on it dies at once, then sshd; nothing of the robot runs a step in between."""
+        if not self.sshd:
+            return
+        os.kill(self.sshd.pid, signal.SIGSTOP)
+        for pid in descendants(self.sshd.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.sshd.kill()  # SIGKILL ends a stopped process too; wait() reaps it
+        self.sshd.wait(10)
+        self.sshd = None
+
     def start_service(self):
         if os.path.exists(self.pid_file):
             os.unlink(self.pid_file)

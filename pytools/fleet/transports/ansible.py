@@ -6,8 +6,10 @@ same robot agent as the SSH transport, through the `robot_model` role. ansible-r
 real `ansible-playbook`; each host's outcome is read back from the event stream: the
 `robot_model_result` fact the role sets, or the message of the task that failed on that host.
 """
+import hashlib
 import json
 import os
+import tempfile
 
 from pytools.core.errors import PytoolsError
 from pytools.fleet.agent import AGENT_SOURCE
@@ -35,7 +37,8 @@ def run_playbook(name, inventory, workdir, extravars=None, limit=None, timeout=1
     env = {"ANSIBLE_CONFIG": os.path.join(ANSIBLE_DIR, "ansible.cfg"),
            "ANSIBLE_HOME": os.path.join(state, "home"),
            "ANSIBLE_LOCAL_TEMP": os.path.join(state, "tmp"),
-           "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(state, "cp"),
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir(state),
+           "ANSIBLE_SSH_CONTROL_PATH": "%(directory)s/%%C",
            "ANSIBLE_ROLES_PATH": os.path.join(ANSIBLE_DIR, "roles"),
            "ANSIBLE_NOCOLOR": "1"}
     result = ansible_runner.run(
@@ -61,11 +64,21 @@ def run_playbook(name, inventory, workdir, extravars=None, limit=None, timeout=1
                 entry["outcome"] = entry.get("outcome") or "ok"
         elif event["event"] in ("runner_on_failed", "runner_on_unreachable"):
             entry.update(agent_json(res))
-            entry.update(ok=False, outcome=failure_outcome(event["event"], data.get("task"),
-                                                           entry),
-                         error=failure_message(res), task=data.get("task"))
+            entry.update(ok=False, error=failure_message(res), task=data.get("task"))
+            entry["outcome"] = failure_outcome(event["event"], data.get("task"), entry)
     return {"rc": result.rc, "status": result.status, "hosts": hosts,
             "stats": result.stats or {}}
+
+
+def control_dir(state):
+    """SSH control sockets live in a short per-work-directory folder under the temp dir: a
+    socket path must stay under 108 bytes, which `<deep workdir>/ansible/cp/<host-port-user>`
+    exceeds (OpenSSH then fails and the host counts as unreachable). %C names each socket by a
+    40-character hash of host, port and user."""
+    tag = hashlib.sha256(state.encode()).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(), "mc-cp-" + tag)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
 
 
 def agent_json(res):
@@ -80,12 +93,16 @@ def agent_json(res):
 
 def failure_outcome(event, task, entry):
     """Name a host's failure the way the SSH transport does, so records read the same."""
-    if "unreachable" in event:
-        return "unreachable"
+    message = entry.get("error") or ""
+    if "unreachable" in event or (task or "").startswith("Refuse an unreachable"):
+        # The same outcome the SSH transport gives a refused host key.
+        return "hostkey" if "Host key verification failed" in message or \
+            "REMOTE HOST IDENTIFICATION HAS CHANGED" in message else "unreachable"
     if (task or "").startswith("Refuse"):
         return "locked" if entry.get("preflight_status") == "locked" else "refused"
     if entry.get("rolled_back_to"):
-        return "rolled-back"
+        return "rolled-back" if (entry.get("rollback_health") or {}).get("ok") else \
+            "rollback-failed"
     return entry.get("status") if entry.get("status") in ("refused", "locked") else "failed"
 
 
@@ -108,16 +125,24 @@ class AnsibleTransport(AgentOverSSH):
         AgentOverSSH.__init__(self, **settings)
         self.workdir = workdir
 
-    def deploy_wave(self, inventory, robots, package_dir, version, owner, max_fail_percent):
+    def deploy_wave(self, inventory, robots, package_dir, version, owner, max_fail_percent,
+                    allow_downgrade=False, supersede=()):
         run = run_playbook("deploy", inventory, self.workdir, limit=",".join(
             r.name for r in robots), extravars={
                 "robot_model_package_dir": os.path.abspath(package_dir),
                 "robot_model_version": version, "robot_model_owner": owner,
                 "robot_model_serial": ["100%"],
-                "robot_model_max_fail_percentage": max_fail_percent})
+                "robot_model_max_fail_percentage": max_fail_percent,
+                "robot_model_allow_downgrade": bool(allow_downgrade),
+                "robot_model_supersede": ",".join(supersede)})
         # A halted play skips its `always` blocks on the robots it stopped: free their leases.
         for robot in robots:
             self.release(robot, owner)
-        return {r.name: run["hosts"].get(r.name) or {"ok": False, "outcome": "skipped",
-                                                    "error": "not reached: play halted"}
-                for r in robots}
+        halted = {"ok": False, "outcome": "skipped",
+                  "error": "not deployed: the play halted (failure threshold crossed)"}
+        results = {}
+        for r in robots:
+            got = run["hosts"].get(r.name) or {}
+            # Not reached, or stopped by the halted play between tasks (events, no outcome).
+            results[r.name] = got if got.get("outcome") else dict(got, **halted)
+        return results

@@ -21,14 +21,16 @@ class Transport:
         """The agent's `status`: current and previous version, health, lease, last deployment."""
         raise NotImplementedError
 
-    def preflight(self, robot, manifest_bytes, owner=None):
-        """Can the robot take this manifest (platform, disk, signature key, busy)? With `owner`
-        it also takes the robot's lease; without, it is a read-only check (dry run)."""
+    def preflight(self, robot, manifest_bytes, owner=None, signature=None, supersede=()):
+        """Can the robot take this manifest (platform, signature, disk, busy, its current
+        health)? With `owner` it also takes the robot's lease (over the leases of `supersede`
+        rollouts, whose controllers are gone); without, it is a read-only check (dry run)."""
         raise NotImplementedError
 
-    def deliver(self, robot, package_dir, manifest, owner, incoming, on_bytes=None):
-        """Get the package verified into the robot's releases/ (`incoming` is the robot's
-        directory for partial files, from preflight); call on_bytes(n) as bytes go out.
+    def deliver(self, robot, package_dir, manifest, owner, pre, on_bytes=None):
+        """Get the package verified into the robot's releases/ (`pre` is the robot's preflight
+        answer: its incoming/ directory, whether the release is staged already); call
+        on_bytes(n) as bytes go out (it may raise to stop the transfer).
         Return (answer, bytes_sent, attempts)."""
         raise NotImplementedError
 
@@ -37,14 +39,23 @@ class Transport:
         raise NotImplementedError
 
     def rollback(self, robot, owner, to=None):
-        """Back to `to`, or to the previous release."""
+        """Back to release `to`, or to what the robot ran before its last activation."""
+        raise NotImplementedError
+
+    def acquire(self, robot, owner, supersede=()):
+        """Take the robot's deployment lease (a rollback's first step)."""
         raise NotImplementedError
 
     def release(self, robot, owner):
         """Give the robot's deployment lease back."""
         raise NotImplementedError
 
-    def deploy_wave(self, inventory, robots, package_dir, version, owner, max_fail_percent):
+    def fleet_lock(self, robot, action, owner, ttl, info=None, by=None, reason=None):
+        """The agent's `fleet-lock ACTION` on the fleet's lock robot (fleet_lock.py)."""
+        raise NotImplementedError
+
+    def deploy_wave(self, inventory, robots, package_dir, version, owner, max_fail_percent,
+                    allow_downgrade=False, supersede=()):
         """Preflight, deliver and activate every robot of a wave, halting once more than
         `max_fail_percent` fail; return {robot name: answer with `outcome`, `previous`,
         `health`}, robots not reached with outcome "skipped". Only when deploys_waves."""

@@ -16,7 +16,7 @@ class PullTransport(AgentOverSSH):
         # timeout (io_timeout) detects a dead link, this only bounds the whole download.
         self.stage_timeout = stage_timeout
 
-    def deliver(self, robot, package_dir, manifest, owner, incoming, on_bytes=None):
+    def deliver(self, robot, package_dir, manifest, owner, pre, on_bytes=None):
         pulled = [0]  # what the robot downloaded, over all attempts
 
         def attempt(session):

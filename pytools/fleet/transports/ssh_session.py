@@ -216,6 +216,10 @@ class RobotSession:
                     sent += len(block)
                     if on_bytes:
                         on_bytes(len(block))
+            # Pipelined writes can fail (a full disk) without an error reaching the caller.
+            written = sftp.stat(remote).st_size
+            if written != size:
+                raise OSError("%d of %d bytes written" % (written, size))
             return sent
         except (socket.timeout, paramiko.SSHException, OSError, EOFError) as exc:
             self._sftp = None

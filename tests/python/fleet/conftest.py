@@ -26,6 +26,12 @@ class Packages:
         return dest
 
 
+@pytest.fixture(autouse=True)
+def inventory_cache(tmp_path_factory, monkeypatch):
+    """Parsed inventories are cached per user: the tests' cache is their own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 @pytest.fixture(scope="session")
 def packages(tmp_path_factory):
     return Packages(str(tmp_path_factory.mktemp("packages")))

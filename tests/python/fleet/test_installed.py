@@ -45,7 +45,9 @@ from pytools.fleet.transports.ansible import run_playbook
 inventory, workdir, place = sys.argv[1:]
 run = run_playbook("install", inventory, workdir, limit="robot-001", extravars={
     "model_agent_path": place + "/robot_agent.py", "model_agent_config": place + "/agent.json",
-    "robot_model_agent_settings": {"root": place + "/models", "facts": {}}})
+    "robot_model_agent_settings": {"root": place + "/models", "facts": {}},
+    # no systemd here: the boot-time unit is written beside the agent, not enabled
+    "robot_model_recover_unit_dir": place, "robot_model_recover_unit_enable": False})
 print(json.dumps(run["hosts"]))
 """
 
@@ -120,3 +122,5 @@ def test_installed_pytools_rolls_out_over_every_transport(venv, make_fleet, tmp_
     assert json.loads(out)["robot-001"]["outcome"] == "installed", out
     with open(probe["agent"], "rb") as shipped, open(place + "/robot_agent.py", "rb") as put:
         assert put.read() == shipped.read()
+    # The role's template shipped too: the boot-time recovery unit was written.
+    assert "recover" in open(place + "/model-agent-recover.service").read()

@@ -142,8 +142,18 @@ def test_platform_mismatch_refused_at_preflight(robot, packages, tmp_path):
     assert code == 1
     assert "TensorRT 8.5.2 engine cannot run on TensorRT 8.6.1" in res["error"]
     assert "compute capability 7.2" in res["error"]
-    robot.configure(facts={"runtimes": ["tensorrt"], "tensorrt_version": "8.5.3",
-                           "compute_capability": "7.2", "l4t_release": "35.3.1"})
+    jetson = {"runtimes": ["tensorrt"], "tensorrt_version": "8.5.3",
+              "compute_capability": "7.2", "l4t_release": "35.3.1"}
+    robot.configure(facts=jetson)  # no CUDA version known: refused, not assumed
+    code, res = robot.agent("preflight", "--manifest", os.path.join(trt, "manifest.json"))
+    assert code == 1 and "engine built with CUDA 11.4 cannot run on CUDA None" in res["error"]
+    robot.configure(facts=dict(jetson, cuda_version="12.2"))
+    code, res = robot.agent("preflight", "--manifest", os.path.join(trt, "manifest.json"))
+    assert code == 1 and "engine built with CUDA 11.4 cannot run on CUDA 12.2" in res["error"]
+    robot.configure(facts=dict(jetson, cuda_version="11.2"))
+    code, res = robot.agent("preflight", "--manifest", os.path.join(trt, "manifest.json"))
+    assert code == 1 and "CUDA 11.2" in res["error"]
+    robot.configure(facts=dict(jetson, cuda_version="11.4"))
     code, res = robot.agent("preflight", "--manifest", os.path.join(trt, "manifest.json"))
     assert code == 0, res
 
@@ -246,9 +256,166 @@ def test_current_link_never_missing_while_switching(robot, packages):
     reader = threading.Thread(target=watch)
     reader.start()
     try:
-        for _ in range(4):
-            assert robot.agent("rollback")[0] == 0  # 1.1.0 <-> 1.0.0
+        for target in ("1.0.0", "1.1.0", "1.0.0", "1.1.0"):
+            assert robot.agent("rollback", "--to", target)[0] == 0
     finally:
         stop.set()
         reader.join(10)
     assert missing == [] and seen == {"1.0.0", "1.1.0"}
+
+
+def audit_log(root):
+    with open(os.path.join(root, "audit.log")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.mark.parametrize("healthy_target", [False, True])
+def test_agent_killed_between_switch_and_health_check_is_recovered(robot, packages,
+                                                                    healthy_target):
+    import signal
+    import sys
+    import time
+    # Healthy = the release has weights.bin (1.1.0 has, 1.0.0 has not); the check is slow, so
+    # the agent can be killed after switching `current` and before the check ends.
+    robot.configure(health_command="sleep 3; test -s %s/current/weights.bin" % robot.root,
+                    health_timeout=1)
+    first, second = (packages.v1, "1.0.0"), (packages.v2, "1.1.0")
+    if not healthy_target:
+        first, second = second, first
+    # 1.0.0 fails this check, so as the first release it stays on, unhealthy, with no fallback.
+    assert robot.deploy(*first)[0] == (1 if healthy_target else 0)
+    robot.give(*second)
+    assert robot.agent("stage", second[1], "--owner", "r1")[0] == 0
+    proc = subprocess.Popen([sys.executable, robot_agent.__file__, "--config", robot.config,
+                             "activate", second[1], "--owner", "r1"], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    journal = os.path.join(robot.root, "activation.json")
+    try:
+        deadline = time.monotonic() + 20
+        while not (os.path.exists(journal) and current(robot.root) == second[1]):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        # While that agent lives, another call leaves its activation alone.
+        code, res = robot.agent("recover")
+        assert code == 0 and res["recovered"]["in_progress"]["version"] == second[1]
+        assert current(robot.root) == second[1]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the robot loses power: agent and check die
+        proc.wait(10)
+    assert os.path.exists(journal) and current(robot.root) == second[1]
+    code, status = robot.agent("status")  # the next plain call finishes or reverts it
+    assert code == 0 and not os.path.exists(journal)
+    if healthy_target:
+        assert status["recovered"]["result"] == "finished"
+        assert current(robot.root) == "1.1.0"
+        assert status["last_deployment"]["action"] == "activate"
+        assert status["last_deployment"]["recovered"] is True
+    else:
+        assert status["recovered"]["result"] == "reverted"
+        assert current(robot.root) == "1.1.0" and status["current"] == "1.1.0"
+        assert status["last_deployment"]["action"] == "auto-rollback"
+        assert status["last_deployment"]["failed_version"] == "1.0.0"
+    actions = [(e["action"], e.get("result")) for e in audit_log(robot.root)]
+    assert ("recover", None) in actions
+    assert actions[-1] == ("activate", "ok" if healthy_target else "failed")
+    assert robot.agent("recover")[1]["recovered"] is None  # nothing left to do
+
+
+def test_recover_command_at_boot(robot, packages):
+    assert robot.deploy(packages.v1, "1.0.0")[0] == 0
+    robot.give(packages.v2, "1.1.0")
+    assert robot.agent("stage", "1.1.0")[0] == 0
+    # What a power cut leaves behind: the journal written and `current` switched.
+    os.unlink(os.path.join(robot.root, "current"))
+    os.symlink("releases/1.1.0", os.path.join(robot.root, "current"))
+    with open(os.path.join(robot.root, "activation.json"), "w") as f:
+        json.dump({"action": "activate", "version": "1.1.0", "fallback": "1.0.0",
+                   "from": "1.0.0", "owner": "r1"}, f)
+    code, res = robot.agent("recover")
+    assert code == 0 and res["recovered"]["result"] == "finished" and res["current"] == "1.1.0"
+
+
+def test_rollback_targets_a_named_version_and_twice_changes_nothing(robot, packages, tmp_path):
+    v3 = str(tmp_path / "1.3.0")
+    make_demo_package(v3, "1.3.0")
+    for pkg, v in ((packages.v1, "1.0.0"), (packages.v2, "1.1.0"), (v3, "1.3.0")):
+        assert robot.deploy(pkg, v)[0] == 0
+    code, res = robot.agent("rollback", "--owner", "ops")
+    assert code == 0 and res["version"] == "1.1.0" and current(robot.root) == "1.1.0"
+    before = audit_log(robot.root)
+    code, res = robot.agent("rollback", "--owner", "ops")  # again: still 1.1.0, no toggle
+    assert code == 0 and res["version"] == "1.1.0" and res["already"] is True
+    assert current(robot.root) == "1.1.0"
+    assert audit_log(robot.root)[-1]["already"] is True and len(audit_log(robot.root)) == \
+        len(before) + 1
+    code, res = robot.agent("rollback", "--to", "1.0.0")
+    assert code == 0 and current(robot.root) == "1.0.0"
+    code, res = robot.agent("rollback", "--to", "0.9.0")
+    assert code == 1 and "0.9.0 is not on this robot" in res["error"]
+
+
+def test_refusals_reach_the_audit_log(robot, packages):
+    with open(robot.busy_file, "w") as f:
+        f.write("spraying\n")
+    mpath = os.path.join(packages.v2, "manifest.json")
+    code, res = robot.agent("preflight", "--manifest", mpath, "--owner", "rollout-A")
+    assert code == 1 and res["status"] == "busy"
+    last = audit_log(robot.root)[-1]
+    assert last["action"] == "refused" and last["status"] == "busy"
+    assert last["owner"] == "rollout-A" and last["command"] == "preflight"
+
+
+def test_preflight_checks_signature_and_current_health(robot, packages, tmp_path):
+    from pytools.core.package import generate_keypair
+    robot.configure(public_key=packages.pub, require_signature=True)
+    signed = packages.make("1.1.0", payload_bytes=1024, sign_key=packages.key)
+    other_key, other_pub = str(tmp_path / "k.pem"), str(tmp_path / "k.pub")
+    generate_keypair(other_key, other_pub)
+    wrong = str(tmp_path / "wrong")
+    make_demo_package(wrong, "1.1.0", payload_bytes=1024, sign_key=other_key)
+    mpath = os.path.join(signed, "manifest.json")
+    sig = open(os.path.join(signed, "manifest.json.sig")).read()
+    code, res = robot.agent("preflight", "--manifest", mpath, "--signature", sig)
+    assert code == 0 and res["signature"] == "verified"
+    code, res = robot.agent("preflight", "--manifest", os.path.join(wrong, "manifest.json"),
+                            "--signature", open(os.path.join(wrong, "manifest.json.sig")).read())
+    assert code == 1 and res["status"] == "refused" and "another key" in res["error"]
+    code, res = robot.agent("preflight", "--manifest", mpath)
+    assert code == 1 and "not signed" in res["error"]
+    # A robot whose running model already fails is reported as unhealthy, before any transfer.
+    robot.configure(health_command="false", health_timeout=0.5)
+    robot.give(packages.v1, "1.0.0")
+    assert robot.agent("stage", "1.0.0")[0] == 0
+    os.symlink("releases/1.0.0", os.path.join(robot.root, "current"))
+    code, res = robot.agent("preflight", "--manifest", os.path.join(packages.v2, "manifest.json"),
+                            "--health-timeout", "0.5")
+    assert code == 1 and res["status"] == "unhealthy" and "before the rollout" in res["error"]
+
+
+def test_fleet_lock_owner_expiry_break_and_supersede(robot, packages):
+    import time
+    info = json.dumps({"who": "alice@ci", "name": "demo", "version": "1.1.0"})
+    code, res = robot.agent("fleet-lock", "acquire", "--owner", "A", "--ttl", "1.5",
+                            "--info", info)
+    assert code == 0 and res["lock"]["owner"] == "A"
+    code, res = robot.agent("fleet-lock", "acquire", "--owner", "B", "--ttl", "30")
+    assert code == 1 and res["status"] == "locked"
+    assert "A (demo 1.1.0, by alice@ci" in res["error"]
+    assert robot.agent("fleet-lock", "renew", "--owner", "A", "--ttl", "1.5")[0] == 0
+    # A holds a robot lease too, then its controller dies: no more renewals.
+    assert robot.agent("lease", "acquire", "--owner", "A")[0] == 0
+    time.sleep(1.7)
+    code, res = robot.agent("fleet-lock", "renew", "--owner", "A", "--ttl", "30")
+    assert code == 1 and res["status"] == "lost"
+    code, res = robot.agent("fleet-lock", "acquire", "--owner", "B", "--ttl", "30")
+    assert code == 0 and res["superseded"] == ["A"]
+    mpath = os.path.join(packages.v2, "manifest.json")
+    code, res = robot.agent("preflight", "--manifest", mpath, "--owner", "B")
+    assert code == 1 and res["status"] == "locked"  # A's lease is only taken when told
+    code, res = robot.agent("preflight", "--manifest", mpath, "--owner", "B", "--supersede", "A")
+    assert code == 0 and res["lease"]["owner"] == "B"
+    code, res = robot.agent("fleet-lock", "break", "--by", "ops", "--reason", "stuck")
+    assert code == 0 and res["broken"]["owner"] == "B"
+    assert robot.agent("fleet-lock", "show")[1]["lock"] is None
+    entry = [e for e in audit_log(robot.root) if e["action"] == "fleet-unlock"][-1]
+    assert entry["by"] == "ops" and entry["reason"] == "stuck" and entry["holder"]["owner"] == "B"

@@ -85,8 +85,9 @@ def test_busy_robot_deferred_then_resumed(make_fleet, packages, cli, tmp_path):
     fleet.robot("robot-002").set_busy(True)
     code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes",
                            "--waves", "canary,100%")
-    assert code == 0 and rec["state"] == "completed-with-deferred"
+    assert code == 5 and rec["state"] == "completed-with-deferred"  # not every robot is on it
     assert rec["robots"]["robot-002"]["outcome"] == "deferred"
+    assert "busy" in rec["robots"]["robot-002"]["error"]
     assert rec["robots"]["robot-002"]["bytes_sent"] == 0
     assert current(fleet.robot("robot-002")) == "1.0.0"
     fleet.robot("robot-002").set_busy(False)
@@ -219,17 +220,24 @@ def test_dry_run_changes_nothing(make_fleet, packages, cli, tmp_path):
 
 def test_halted_wave_rolls_back_whole_wave(make_fleet, packages, cli, tmp_path):
     fleet = make_fleet(2)
-    fleet.robot("robot-002").stop_service()  # its health check will fail after activation
+    r2 = fleet.robot("robot-002")
+    # robot-002 runs 1.0.0 healthily, but its service can no longer be restarted: activating
+    # 1.1.0 fails, and so does the restart of its own rollback (it needs attention).
+    config = json.load(open(r2.agent_config))
+    config["restart_command"] = "exit 1"
+    json.dump(config, open(r2.agent_config, "w"))
     code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path, "--yes",
                            "--waves", "100%", "--rollback-wave")
     assert code == 3
-    assert rec["robots"]["robot-002"]["outcome"] == "rolled-back"
-    assert rec["robots"]["robot-001"]["outcome"] == "rolled-back"
-    assert rec["robots"]["robot-001"]["rolled_back_to"] == "1.0.0"
+    r2_entry = rec["robots"]["robot-002"]
+    assert r2_entry["outcome"] == "rollback-failed" and r2_entry["rolled_back_to"] == "1.0.0"
+    assert "unhealthy too" in r2_entry["error"]
+    r1_entry = rec["robots"]["robot-001"]
+    assert r1_entry["outcome"] == "rolled-back" and r1_entry["rolled_back_to"] == "1.0.0"
+    assert "with its wave" in r1_entry["error"]  # a reason on every outcome
+    assert [h["outcome"] for h in r1_entry["history"]] == ["activated", "rolled-back"]
     assert current(fleet.robot("robot-001")) == "1.0.0"
-    assert current(fleet.robot("robot-002")) == "1.0.0"
-    code, status, _ = cli("fleet", "status", fleet.inventory)
-    assert code == 1 and status["unhealthy"] == 1
+    assert current(r2) == "1.0.0"
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -351,11 +359,13 @@ def test_two_rollouts_at_once_second_is_refused(make_fleet, packages, cli, tmp_p
             assert time.monotonic() < deadline, "rollout A never staged"
             time.sleep(0.05)
         assert os.path.exists(lease)
-        code, rec, _ = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path / "b", "--yes")
+        code, rec, err = rollout(cli, fleet, packages.v2, "1.1.0", tmp_path / "b", "--yes")
     finally:
         thread.join(60)
-    assert code == 3 and rec["robots"]["robot-001"]["outcome"] == "locked"
-    assert "demo-1.2.0-" in rec["robots"]["robot-001"]["error"]
+    # One rollout per fleet: B is refused before it touches any robot, naming A.
+    assert code == 1 and rec is None
+    assert "fleet is locked by rollout demo-1.2.0-" in err and "demo 1.2.0" in err
+    assert not (tmp_path / "b" / "rollouts" / "demo-1.1.0.json").exists()
     assert first["rec"]["robots"]["robot-001"]["outcome"] == "rolled-back"
     assert current(robot) == "1.0.0" and robot.agent("status")["health"]["ok"]
     assert not os.path.exists(lease)

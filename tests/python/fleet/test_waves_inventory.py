@@ -43,10 +43,10 @@ def test_inventory_vars_groups_and_paths(robots, tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("- just a list\n", "expected an Ansible YAML inventory"),
+    ("- just a list\n", "lists no hosts"),
     ("all: {hosts: {}}\n", "lists no hosts"),
-    ("all: {hosts: {r1: 5}}\n", "must map to variables"),
-    ("all: [\n", "not valid YAML"),
+    ("all: {hosts: {r1: 5}}\n", "expected dictionary and got"),
+    ("all: [\n", "YAML parsing failed"),
 ])
 def test_inventory_bad_input(tmp_path, text, message):
     path = tmp_path / "inv.yml"
@@ -116,3 +116,37 @@ def test_ssh_identity_from_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("MODEL_CICD_SSH_USER", "deploy")
     robot = Robot("r1", {"ansible_user": "pi", "ansible_ssh_private_key_file": "/inv/key"}, [])
     assert (robot.user, robot.key_file) == ("deploy", str(tmp_path / "ci_key"))
+
+
+def test_ini_inventory_group_vars_host_vars_and_cache_follows_edits(tmp_path):
+    from pytools.fleet.inventory import load_inventory
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "hosts.ini").write_text("[canary]\nr1 ansible_host=10.0.0.1\n\n"
+                                        "[field_east]\nr2\n\n[field:children]\nfield_east\n")
+    (tmp_path / "group_vars" / "field.yml").write_text("ansible_user: ops\n")
+    (tmp_path / "host_vars" / "r2.yml").write_text("ansible_host: 10.0.0.2\nansible_port: 2202\n")
+    r1, r2 = load_inventory(str(tmp_path / "hosts.ini"))
+    assert (r1.name, r1.host, r1.port, r1.user, r1.groups) == ("r1", "10.0.0.1", 22, "root",
+                                                              ["all", "canary"])
+    assert (r2.host, r2.port, r2.user, r2.groups) == ("10.0.0.2", 2202, "ops",
+                                                      ["all", "field", "field_east"])
+    assert plan_waves([r1, r2], "group:canary,group:field_east") == [
+        {"name": "group:canary", "robots": ["r1"]}, {"name": "group:field_east", "robots": ["r2"]}]
+    with pytest.raises(ConfigError, match="no robot of the inventory is in group 'west'"):
+        plan_waves([r1, r2], "group:west,100%")
+    # An edit of host_vars is seen at once (the parse cache is keyed by every file read).
+    (tmp_path / "host_vars" / "r2.yml").write_text("ansible_host: 10.0.0.2\nansible_port: 2299\n")
+    assert load_inventory(str(tmp_path / "hosts.ini"))[1].port == 2299
+    assert load_inventory(str(tmp_path))[1].port == 2299  # the directory as the source
+
+
+def test_record_text_keeps_every_reason_whole():
+    from pytools.commands.rollout import record_text
+    reason = "health check failed after activating 1.2.0: " + "x" * 200 + " end"
+    rec = {"id": "demo-1.2.0-1", "kind": "rollout", "state": "halted", "halt_reason": "wave",
+           "name": "demo", "version": "1.2.0", "inventory": "inv", "package": "pkg",
+           "workdir": "w", "waves": [{"name": "100%", "state": "halted", "approver": None}],
+           "robots": {"r1": {"wave": 0, "outcome": "rolled-back", "bytes_sent": 10,
+                             "timings": {}, "error": reason}}}
+    assert "r1: " + reason in record_text(rec)
