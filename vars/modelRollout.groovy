@@ -12,6 +12,7 @@ import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
 // Exit statuses of `pytools rollout` (pytools/commands/rollout.py).
 @Field final int EXIT_HALTED = 3
 @Field final int EXIT_WAITING = 4
+@Field final int EXIT_INCOMPLETE = 5
 @Field final String RECORD_STASH = 'model-cicd-rollout-record'
 
 Map defaults() {
@@ -86,6 +87,10 @@ boolean checkStatus(Map cfg, Map wave, int status, boolean last) {
     if (status == EXIT_HALTED) {
         error("modelRollout: wave ${wave.name} of ${cfg.name} ${cfg.version} halted: too many robots " +
               "failed (rolled back); see ${cfg.workdir}/rollouts/${cfg.name}-${cfg.version}.json")
+    }
+    if (status == EXIT_INCOMPLETE) {
+        error("modelRollout: ${cfg.name} ${cfg.version} finished with robots not on it (deferred or failed); " +
+              "see ${cfg.workdir}/rollouts/${cfg.name}-${cfg.version}.json")
     }
     boolean waiting = status == EXIT_WAITING && !last
     if (status != 0 && !waiting) {

@@ -129,6 +129,15 @@ class RolloutTest extends HarnessTest {
         assert h.pytoolsCommands()[1] == "${COMMAND} '--channel' 'release' '--approval' 'external' '--max-failures' '10%'"
     }
 
+    void testARolloutThatLeavesRobotsBehindFailsTheBuild() {
+        PipelineHarness h = harness()
+        h.onSh("'--dry-run' '--json'", PLAN).onSh("'--approval' 'external'", '', 5)
+        h.answerInput(approveBy: 'alice')
+        assert failureMessage(h) { h.run('modelRollout', ROLLOUT) } ==
+            'modelRollout: weed-detector 1.4.0 finished with robots not on it (deferred or failed); ' +
+            'see work/ci/rollouts/weed-detector-1.4.0.json'
+    }
+
     void testAnUnexpectedExitStatusFails() {
         PipelineHarness h = harness()
         h.onSh("'--dry-run' '--json'", PLAN).onSh("'--approval' 'external'", '', 2)
