@@ -39,15 +39,22 @@ def fingerprint(config, wd):
 
 
 def _model_key(config):
-    return sha256_json({"model": config["model"], "base_dir": config.base_dir})
+    return sha256_json({"model": config["model"]})
+
+
+def _name(config, path):
+    """A file as the record names it: relative to the config's folder when inside it (a project
+    copied or checked out elsewhere keeps its cache), else absolute."""
+    base = os.path.realpath(config.base_dir)
+    return os.path.relpath(path, base) if path.startswith(base + os.sep) else path
 
 
 def _still_valid(config, record):
-    """The record with refreshed stat data when nothing it covers changed, else None."""
+    """The record when nothing it covers changed, else None."""
     if not record or record.get("model_key") != _model_key(config):
         return None
-    for full, entry in record["files"].items():
-        now = _file_entry(full, entry)
+    for name, entry in record["files"].items():
+        now = _file_entry(os.path.join(os.path.realpath(config.base_dir), name), entry)
         if now is None or now["sha256"] != entry["sha256"]:
             return None
     if any(_version(d) != v for d, v in record["libraries"].items()):
@@ -89,7 +96,7 @@ def discover(config):
                         if isinstance(getattr(m, "__file__", None), str) and _is_project(m.__file__, roots)})
     except Exception:
         complete, files = False, [os.path.realpath(source)] if source else []
-    entries = {f: _file_entry(f) for f in files}
+    entries = {_name(config, f): _file_entry(f) for f in files}
     return {"model_key": _model_key(config), "complete": complete,
             "files": {f: e for f, e in entries.items() if e is not None},
             "libraries": _libraries(files, module_name)}
