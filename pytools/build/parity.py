@@ -223,8 +223,8 @@ def _reference_outputs(reference, config, group, feed):
     try:
         outs = reference.infer(feed)
     except Exception as exc:
-        raise CheckError("PyTorch eager (the reference) fails on golden inputs of shape group %s: %s; "
-                         "inputs: %s" % (group.name, _one_line(exc), describe_feed(config, feed)))
+        raise CheckError("%s: PyTorch eager (the reference) fails on golden inputs of shape group %s: %s; "
+                         "inputs: %s" % (config.path, group.name, _one_line(exc), describe_feed(config, feed)))
     for spec, arr in zip(config["outputs"], outs):
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise CheckError("model output %r contains NaN/Inf in PyTorch eager (the reference) for shape "
