@@ -194,6 +194,8 @@ class ShapeGroup:
 def random_groups(config, samples):
     """Every dynamic input dimension at min, opt, max and a seeded point between (all together)."""
     names = input_dims(config)
+    if not names:
+        return [ShapeGroup(config, "opt", {}, samples)]  # static shapes: one group
     values = {n: tier_values(config, n) for n in names}
     groups, seen = [], set()
     for tier in TIERS:

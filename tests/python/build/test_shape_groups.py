@@ -137,3 +137,12 @@ def test_zero_size_outputs_must_agree_in_shape():
     some = OutputComparison({"name": "boxes"}, tol)
     some.update(np.zeros((0, 4), np.float32), np.zeros((2, 4), np.float32), 0)
     assert some.verdict()[0] is False
+
+
+def test_static_shapes_are_one_group(tmp_path):
+    path = seq_config(tmp_path)
+    edit_config(path, lambda c: c.update(dims={}, inputs=[{"name": "x", "shape": [2, 8, 4]}]))
+    groups = random_groups(cfg.load(path), 3)
+    assert [(g.tier, g.name, g.batch, g.shapes) for g in groups] == [("opt", "static", 2, {"x": [2, 8, 4]})]
+    golden = GoldenInputs(cfg.load(path))
+    assert [len(feed["x"]) for _, feed in golden.batches()] == [2, 2]  # 3 samples: the last batch wraps
