@@ -4,7 +4,8 @@
 
 1. export + parity of ResNet-18 at 224x224 through pytools vs a minimal script calling the same
    libraries for the same work (TorchScript trace, ONNX export, full checker, onnxsim, the same
-   backends on the same inputs): ratio <= 1.2.
+   backends on the same inputs at every shape group: batch min/opt/max and the seeded point
+   between): ratio <= 1.2.
 2. a re-run of `pytools run` with nothing changed vs the cold run (separate processes): <= 5%.
 3. parity over 512 samples at batch 32, ONNX Runtime backend (inference + streamed statistics) vs
    a bare onnxruntime loop over the same batches: throughput ratio >= 0.85.
@@ -26,6 +27,7 @@ sys.path.insert(0, REPO)
 
 
 def resnet_config(folder, samples, batch, backends, source="random"):
+    """ResNet-18 at 224x224; `batch` is (min, opt, max) of the batch axis, or one size."""
     import torch
 
     sys.path.insert(0, HERE)
@@ -35,10 +37,11 @@ def resnet_config(folder, samples, batch, backends, source="random"):
     torch.save(ResNet18().eval().state_dict(), os.path.join(folder, "resnet18.pt"))
     shutil.copy(os.path.join(HERE, "resnet18.py"), folder)
     data = {"name": "resnet18-bench", "version": "1.0.0", "model": {"import": "resnet18:ResNet18"},
-            "checkpoint": {"path": "resnet18.pt"}, "dims": {"batch": {"min": 1, "opt": 8, "max": 32}},
+            "checkpoint": {"path": "resnet18.pt"},
+            "dims": {"batch": dict(zip(("min", "opt", "max"), batch if isinstance(batch, tuple) else (batch,) * 3))},
             "inputs": [{"name": "image", "shape": ["batch", 3, 224, 224]}],
             "outputs": [{"name": "logits", "kind": "classifier"}],
-            "parity": {"inputs": {"source": source, "samples": samples, "batch_size": batch},
+            "parity": {"inputs": {"source": source, "samples": samples},
                        "backends": backends,
                        "tolerances": {"fp32": {"atol": 1e-3, "rtol": 1e-3, "statistic": "max"}}}}
     path = os.path.join(folder, "model.yaml")
@@ -49,7 +52,7 @@ def resnet_config(folder, samples, batch, backends, source="random"):
     return config.load(path)
 
 
-def minimal_export_parity(folder, cfg):
+def minimal_export_parity(folder, cfg, batch_sizes):
     """What a hand-written script does: the same libraries, the same work, no bookkeeping."""
     import numpy as np
     import onnx
@@ -77,15 +80,16 @@ def minimal_export_parity(folder, cfg):
     ts = torch.jit.load(os.path.join(out, "model.ts"))
     sessions = [ort.InferenceSession(os.path.join(out, n), providers=["CPUExecutionProvider"])
                 for n in ("model.onnx", "model.sim.onnx")]
-    spec = cfg["parity"]["inputs"]
+    samples = cfg["parity"]["inputs"]["samples"]
     worst = 0.0
-    for offset in range(0, spec["samples"], spec["batch_size"]):
-        batch = np.random.default_rng([0, offset]).uniform(-1, 1, (spec["batch_size"], 3, 224, 224)).astype(np.float32)
-        with torch.inference_mode():
-            ref = model(torch.from_numpy(batch)).numpy()
-            outs = [ts(torch.from_numpy(batch)).numpy()]
-        outs += [s.run(None, {"image": batch})[0] for s in sessions]
-        worst = max([worst] + [float(np.abs(o - ref).max()) for o in outs])
+    for size in batch_sizes:  # the same shape groups parity runs: min, opt, max, a point between
+        for offset in range(0, samples, size):
+            batch = np.random.default_rng([0, offset]).uniform(-1, 1, (size, 3, 224, 224)).astype(np.float32)
+            with torch.inference_mode():
+                ref = model(torch.from_numpy(batch)).numpy()
+                outs = [ts(torch.from_numpy(batch)).numpy()]
+            outs += [s.run(None, {"image": batch})[0] for s in sessions]
+            worst = max([worst] + [float(np.abs(o - ref).max()) for o in outs])
     return worst
 
 
@@ -111,23 +115,26 @@ def bench_export_parity():
 
 def _bench_export_parity(label):
     with tempfile.TemporaryDirectory() as folder:
-        cfg = resnet_config(folder, samples=32, batch=16,
+        cfg = resnet_config(folder, samples=16, batch=(1, 8, 16),
                             backends=["torchscript", "onnxruntime", "onnxruntime-simplified"])
+        from pytools.build.golden import random_groups
         from pytools.build.pipeline import Pipeline
+
+        sizes = [g.batch for g in random_groups(cfg, 16)]
 
         Pipeline(cfg, os.path.join(folder, "work")).run("checkpoint")  # fetching is not part of the comparison
         base, ours = [], []
         for _ in range(2):  # alternate to spread machine noise over both
             t = time.perf_counter()
-            minimal_export_parity(folder, cfg)
+            minimal_export_parity(folder, cfg, sizes)
             base.append(time.perf_counter() - t)
             t = time.perf_counter()
             pytools_export_parity(cfg, os.path.join(folder, "work"))
             ours.append(time.perf_counter() - t)
         ratio = min(ours) / min(base)
         verdict = ("PASS" if ratio <= 1.2 else "FAIL") if not label else "-"
-        print("export+parity ResNet-18 224x224%s: pytools %.2fs, minimal script %.2fs, ratio %.3f (<= 1.2 required) %s"
-              % (label, min(ours), min(base), ratio, verdict))
+        print("export+parity ResNet-18 224x224 at batch %s%s: pytools %.2fs, minimal script %.2fs, ratio %.3f (<= 1.2 required) %s"
+              % ("/".join(map(str, sizes)), label, min(ours), min(base), ratio, verdict))
 
 
 def bench_rerun():
@@ -189,7 +196,8 @@ def bench_parity_memory():
         peaks = {}
         for samples in (128, 1024):
             cfg = config.load(path)
-            cfg["parity"]["inputs"].update(samples=samples, batch_size=16)
+            cfg["parity"]["inputs"]["samples"] = samples
+            cfg["dims"]["batch"] = {"min": 16, "opt": 16, "max": 16}  # one shape group: memory vs samples
             cfg["parity"]["backends"] = ["onnxruntime"]
             tracemalloc.start()
             parity.run(cfg, pipe.wd, pipe.model())

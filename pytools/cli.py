@@ -6,12 +6,23 @@ import sys
 import traceback
 
 from pytools import __version__, commands
-from pytools.core.console import emit
-from pytools.core.errors import PytoolsError
+from pytools.core.console import emit, emit_error
+from pytools.core.errors import ConfigError, PytoolsError
+
+
+class UsageError(Exception):
+    """A command line argparse rejects (exit code 2, like a config error)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors raised, so they print like every other failure."""
+
+    def error(self, message):
+        raise UsageError("%s: %s (see %s --help)" % (self.prog, message, self.prog))
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pytools",
         description="Take a PyTorch model from a checkpoint to checked, versioned engine packages.")
     parser.add_argument("--version", action="version", version="pytools " + __version__)
@@ -36,27 +47,32 @@ def _expand_default_subcommand(argv):
 
 
 def main(argv=None):
+    """Run one command; exit codes: 0 ok, 2 usage or config error, 3 a check failed, 1 anything
+    else (130 interrupted). A failure is one `error:` line on stderr and, with --json, a JSON
+    object {"error": ..., "code": ...} on stdout."""
+    argv = _expand_default_subcommand(list(sys.argv[1:] if argv is None else argv))
+    wants_json = "--json" in argv
     parser = build_parser()
-    args = parser.parse_args(_expand_default_subcommand(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return emit_error(wants_json, str(exc), ConfigError.exit_code)
     handler = getattr(args, "handler", None)
     if handler is None:
         (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
-        return 2
+        return emit_error(wants_json, "no command given", ConfigError.exit_code)
     try:
         data, human = handler(args)
     except PytoolsError as exc:
         if args.debug:
             traceback.print_exc()
-        print("error: %s" % exc, file=sys.stderr)
-        return exc.exit_code
+        return emit_error(args.json, str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return emit_error(args.json, "interrupted", 130)
     except Exception as exc:  # a bug: still one line unless --debug
         if args.debug:
             traceback.print_exc()
-        print("error: internal error: %s: %s (re-run with --debug for the traceback)"
-              % (type(exc).__name__, exc), file=sys.stderr)
-        return 1
+        return emit_error(args.json, "internal error: %s: %s (re-run with --debug for the traceback)"
+                          % (type(exc).__name__, exc), 1)
     emit(args, data, human)
     return int(data.get("exit_code", 0)) if isinstance(data, dict) else 0

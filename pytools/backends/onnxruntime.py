@@ -11,7 +11,10 @@ class OnnxRuntimeRunner(PolygraphyRunner):
 
     def __init__(self, path, output_names):
         quiet_polygraphy()
+        import onnxruntime
         from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+
+        onnxruntime.set_default_logger_severity(3)  # its own warnings (unused initializers...) are noise on stderr
 
         super().__init__(OnnxrtRunner(SessionFromOnnx(path, providers=["cpu"]), name=self.name), output_names)
 

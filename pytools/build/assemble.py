@@ -74,7 +74,8 @@ def assemble(pipeline, version, commit, sign_key=None, tracking_runs=()):
                    "constraints": dict(summary["constraints"], onnx_opset=opset)}
         platform = summary["platform"]
     else:
-        runtime = {"kind": "onnxruntime", "entry": "model.onnx", "precision": "fp32",
+        precision = ((wd.state("parity") or {}).get("summary") or {}).get("precision", "fp32")  # the model's
+        runtime = {"kind": "onnxruntime", "entry": "model.onnx", "precision": precision,
                    "constraints": {"onnx_opset": opset}}
         platform = "onnxruntime"
     runtime.update(inputs=io_spec(cfg["inputs"]), outputs=io_spec(cfg["outputs"], kinds=True),

@@ -4,6 +4,9 @@ Statistics are streamed batch by batch, so memory does not grow with the number 
 max and mean exactly, median and p99 from a log-spaced histogram (100 bins per decade; the value
 reported is the bin's upper edge, so it never understates an error by more than 2.3%).
 
+Every shape group of the golden inputs (min, opt, max and a seeded point between of every dynamic
+dimension) is compared on its own and must pass; the per-output totals pool the groups.
+
 Pass/fail follows Polygraphy's comparator: `elementwise` fails an element when its absolute error
 exceeds atol AND its relative error exceeds rtol; an aggregate statistic (max, mean, median, p99)
 fails when it exceeds atol on the absolute errors AND rtol on the relative errors. Any NaN/Inf in a
@@ -18,8 +21,8 @@ from pytools.core import config as cfg
 from pytools.backends import BackendUnavailable, open_runner
 from pytools.core.backends import REFERENCE
 from pytools.core.console import Progress
-from pytools.core.errors import CheckError
-from pytools.build.golden import GoldenInputs
+from pytools.core.errors import CheckError, ConfigError
+from pytools.build.golden import GoldenInputs, describe_feed
 
 LOG_MIN, DECADES, PER_DECADE = -12, 18, 100
 NBINS = DECADES * PER_DECADE
@@ -87,12 +90,35 @@ class OutputComparison:
         self.worst = None
         self.worst_sample = None
         self.top1 = self.topk_same = self.rows = 0
-        self.shape_error = None
+        self.error = None   # a shape mismatch or the backend's own failure: the output fails
 
-    def update(self, ref, out, offset):
+    def fail(self, text):
+        self.error = self.error or text
+
+    @classmethod
+    def merged(cls, spec, tolerance, parts):
+        """One comparison over several (the shape groups of one backend and output)."""
+        total = cls(spec, tolerance)
+        for p in parts:
+            for stat, part in ((total.abs, p.abs), (total.rel, p.rel)):
+                stat.max, stat.sum, stat.count = max(stat.max, part.max), stat.sum + part.sum, stat.count + part.count
+                stat.hist += part.hist
+            for field in ("elements", "nan", "inf", "mismatches", "dot", "ref_sq", "out_sq", "top1",
+                          "topk_same", "rows"):
+                setattr(total, field, getattr(total, field) + getattr(p, field))
+            if p.worst is not None and (total.worst is None or p.worst["abs_error"] > total.worst["abs_error"]):
+                total.worst, total.worst_sample = p.worst, p.worst_sample
+            total.error = total.error or p.error
+        return total
+
+    def update(self, ref, out, offset, group=None, wrap=None):
+        """Add one batch. `offset` is the batch's first sample; `wrap` the group's sample count
+        (a wrapped last batch repeats the first samples); `group` names the shape group."""
         if ref.shape != out.shape:
-            self.shape_error = "shape %s, reference %s" % (list(out.shape), list(ref.shape))
+            self.error = self.error or "shape %s, reference %s" % (list(out.shape), list(ref.shape))
             return
+        if not out.size:
+            return  # shapes agree and there is nothing to compare (e.g. no detections)
         out = out.astype(np.float32, copy=False)
         ref = ref.astype(np.float32, copy=False)
         finite = np.isfinite(out)
@@ -112,9 +138,9 @@ class OutputComparison:
             index = [int(i) for i in np.unravel_index(flat, out.shape)]
             # Keep the worst sample itself (one row, not the batch) for the report's plots.
             self.worst_sample = (ref[index[0]].copy(), out[index[0]].copy())
-            index[0] += offset
-            self.worst = {"index": index, "abs_error": worst, "reference": float(ref.flat[flat]),
-                          "value": float(out.flat[flat])}
+            index[0] = (index[0] + offset) % wrap if wrap else index[0] + offset
+            self.worst = {"index": index, "shape_group": group, "abs_error": worst,
+                          "reference": float(ref.flat[flat]), "value": float(out.flat[flat])}
         r64, o64 = ref.ravel().astype(np.float64), np.where(finite, out, 0).ravel().astype(np.float64)
         self.dot += float(r64 @ o64)
         self.ref_sq += float(r64 @ r64)
@@ -130,8 +156,8 @@ class OutputComparison:
     def verdict(self):
         """(passed, failure text or None)."""
         statistic = self.tol["statistic"]
-        if self.shape_error:
-            return False, "output %s has %s" % (self.name, self.shape_error)
+        if self.error:
+            return False, "output %s has %s" % (self.name, self.error)
         if self.nan or self.inf:
             return False, "statistic nan/inf: %d NaN and %d Inf values where the reference is finite" % (
                 self.nan, self.inf)
@@ -152,7 +178,7 @@ class OutputComparison:
         denom = np.sqrt(self.ref_sq) * np.sqrt(self.out_sq)
         out = {"name": self.name, "passed": passed, "failure": failure, "tolerance": self.tol,
                "elements": self.elements, "abs_error": self.abs.summary(), "rel_error": self.rel.summary(),
-               "cosine_similarity": float(self.dot / denom) if denom else (1.0 if self.dot == 0 else 0.0),
+               "cosine_similarity": float(self.dot / denom) if denom else (1.0 if self.ref_sq == self.out_sq else 0.0),
                "nan": self.nan, "inf": self.inf, "mismatches": self.mismatches, "worst": self.worst,
                "abs_error_histogram": self.abs.histogram()}
         if self.kind == "classifier" and self.rows:
@@ -161,75 +187,137 @@ class OutputComparison:
         return out
 
 
-def backend_precision(name, config, wd):
+PRECISION_OF_DTYPE = {"torch.float32": "fp32", "torch.float16": "fp16"}
+
+
+def model_precision(config, model):
+    """The reference precision: the dtype of the model's floating parameters and buffers (fp16
+    when any is float16). Float inputs must have that dtype."""
+    dtypes = {str(t.dtype) for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()}
+    unknown = sorted(dtypes - set(PRECISION_OF_DTYPE))
+    if unknown:
+        raise ConfigError("%s: model: parameters of dtype %s; parity compares float32 or float16 models"
+                          % (config.path, unknown[0].replace("torch.", "")))
+    precision = "fp16" if "torch.float16" in dtypes else "fp32"
+    want = {"fp16": "float16", "fp32": "float32"}[precision]
+    for i, spec in enumerate(config["inputs"]):
+        dtype = spec.get("dtype", "float32")
+        if dtype in ("float16", "float32") and dtype != want:
+            raise ConfigError("%s: inputs[%d].dtype: found %s, but the model's parameters are %s: set dtype: %s"
+                              % (config.path, i, dtype, want, want))
+    return precision
+
+
+def backend_precision(name, config, wd, reference):
     if name == "tensorrt":
         return ((wd.state("engine") or {}).get("summary") or {}).get("precision", config["engine"]["precision"])
-    return "fp32"
+    return reference  # ONNX and TorchScript carry the model's own dtype
+
+
+def _one_line(exc):
+    text = str(exc).strip().splitlines()
+    return "%s: %s" % (type(exc).__name__, text[0] if text else "")
+
+
+def _reference_outputs(reference, config, group, feed):
+    try:
+        outs = reference.infer(feed)
+    except Exception as exc:
+        raise CheckError("%s: PyTorch eager (the reference) fails on golden inputs of shape group %s: %s; "
+                         "inputs: %s" % (config.path, group.name, _one_line(exc), describe_feed(config, feed)))
+    for spec, arr in zip(config["outputs"], outs):
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise CheckError("model output %r contains NaN/Inf in PyTorch eager (the reference) for shape "
+                             "group %s; inputs: %s" % (spec["name"], group.name, describe_feed(config, feed)))
+    return outs
 
 
 def run(config, wd, model):
-    """Compare every configured backend to PyTorch eager; return the report dict."""
+    """Compare every configured backend to PyTorch eager at every shape group; return the report."""
     golden = GoldenInputs(config)
+    precision = model_precision(config, model)
     reference = open_runner(REFERENCE, config, wd, model=model)
     backends = []
     for name in config["parity"]["backends"]:
-        precision = backend_precision(name, config, wd)
-        entry = {"name": name, "precision": precision, "status": "skipped", "reason": None,
-                 "seconds": 0.0, "runner": None,
-                 "outputs": [OutputComparison(o, cfg.tolerance(config, o["name"], precision))
-                             for o in config["outputs"]]}
+        p = backend_precision(name, config, wd, precision)
+        tols = [(o, cfg.tolerance(config, o["name"], p)) for o in config["outputs"]]
+        entry = {"name": name, "precision": p, "status": "skipped", "reason": None, "seconds": 0.0,
+                 "runner": None, "tolerances": tols,
+                 "groups": [[OutputComparison(o, t) for o, t in tols] for _ in golden.groups]}
         try:
             entry["runner"] = open_runner(name, config, wd)
         except BackendUnavailable as exc:
             entry["reason"] = str(exc)
         backends.append(entry)
     active = [b for b in backends if b["runner"] is not None]
-    samples = 0
     progress = Progress("parity", golden.samples)
     try:
-        for offset, feed in golden.batches():
-            ref = reference.infer(feed)
-            for spec, arr in zip(config["outputs"], ref):
-                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                    raise CheckError("model output %r contains NaN/Inf in PyTorch eager (the reference) "
-                                     "for golden samples %d-%d" % (spec["name"], offset, offset + len(arr) - 1))
-            for b in active:
-                started = time.perf_counter()
-                outs = b["runner"].infer(feed)
-                for comparison, r, o in zip(b["outputs"], ref, outs):
-                    comparison.update(r, o, offset)
-                b["seconds"] += time.perf_counter() - started
-            samples += len(next(iter(feed.values())))
-            progress.update(len(next(iter(feed.values()))))
+        for gi, group in enumerate(golden.groups):
+            failed = set()  # backends that raised on this group: one failure, not one per batch
+            for offset, feed in golden.batches(group):
+                ref = _reference_outputs(reference, config, group, feed)
+                for b in active:
+                    if b["name"] in failed:
+                        continue
+                    started = time.perf_counter()
+                    try:
+                        outs = b["runner"].infer(feed)
+                    except Exception as exc:
+                        failed.add(b["name"])
+                        for comparison in b["groups"][gi]:
+                            comparison.fail("no result: the backend raised %s on inputs %s"
+                                            % (_one_line(exc), describe_feed(config, feed)))
+                        continue
+                    for comparison, r, o in zip(b["groups"][gi], ref, outs):
+                        comparison.update(r, o, offset, group.name, group.samples)
+                    b["seconds"] += time.perf_counter() - started
+                progress.update(group.batch)
     finally:
         progress.close()
         for b in active:
             b["runner"].close()
-    report = _report(config, golden, backends, samples)
+    report = _report(config, golden, backends, precision)
     report["worst_samples"] = {"%s/%s" % (b["name"], c.name): c.worst_sample for b in active
                                for c in b["outputs"] if c.worst_sample is not None}
     return report
 
 
-def _report(config, golden, backends, samples):
+def _report(config, golden, backends, precision):
     out_backends, failures = [], []
+    samples = golden.samples
     for b in backends:
         entry = {"name": b["name"], "precision": b["precision"], "reason": b["reason"]}
+        b["outputs"] = [OutputComparison.merged(o, t, [g[i] for g in b["groups"]])
+                        for i, (o, t) in enumerate(b["tolerances"])]
         if b["runner"] is None:
-            entry.update(status="skipped", outputs=[])
+            entry.update(status="skipped", outputs=[], shape_groups=[])
         else:
-            outputs = [c.report() for c in b["outputs"]]
-            ok = all(o["passed"] for o in outputs)
-            entry.update(status="passed" if ok else "failed", outputs=outputs,
+            groups = []
+            for group, comparisons in zip(golden.groups, b["groups"]):
+                outputs = [c.report() for c in comparisons]
+                groups.append({"name": group.name, "passed": all(o["passed"] for o in outputs),
+                               "outputs": outputs})
+                for o in outputs:
+                    if not o["passed"]:
+                        failures.append("backend %s, shape group %s, output %s: %s; worst element at index %s"
+                                        % (b["name"], group.name, o["name"], o["failure"],
+                                           (o["worst"] or {}).get("index")))
+            outputs = []
+            for i, c in enumerate(b["outputs"]):
+                o = c.report()
+                failing = [g["name"] for g in groups if not g["outputs"][i]["passed"]]
+                # The verdict is the shape groups': a pooled statistic could hide one failing group.
+                o["passed"] = not failing
+                o["failure"] = "fails at shape group %s" % ", ".join(failing) if failing else None
+                outputs.append(o)
+            ok = all(g["passed"] for g in groups)
+            entry.update(status="passed" if ok else "failed", outputs=outputs, shape_groups=groups,
                          seconds=round(b["seconds"], 4),
                          samples_per_second=round(samples / b["seconds"], 2) if b["seconds"] else None)
-            for o in outputs:
-                if not o["passed"]:
-                    failures.append("backend %s, output %s: %s; worst element at index %s"
-                                    % (b["name"], o["name"], o["failure"], (o["worst"] or {}).get("index")))
         out_backends.append(entry)
     compared = [b for b in out_backends if b["status"] != "skipped"]
     return {"passed": not failures and bool(compared), "reference": REFERENCE, "samples": samples,
+            "precision": {"reference": precision, "rule": "the dtype of the model's parameters"},
             "inputs": golden.describe(), "backends": out_backends, "failures": failures,
             "model": {"name": config["name"], "version": config["version"]}}
 
@@ -237,6 +325,8 @@ def _report(config, golden, backends, samples):
 def summary(report):
     """The short form that goes into the manifest's evidence and the run table."""
     return {"passed": report["passed"], "samples": report["samples"],
+            "precision": report["precision"]["reference"],
+            "shape_groups": [g["name"] for g in report["inputs"]["shape_groups"]],
             "inputs": report["inputs"]["source"], "weak_evidence": report["inputs"]["weak_evidence"],
             "backends": {b["name"]: {"status": b["status"], "precision": b["precision"], "reason": b["reason"],
                                      "outputs": {o["name"]: {"passed": o["passed"],

@@ -7,6 +7,7 @@ files in the work directory, so a Jenkins pipeline can run them on different age
 from pytools.build import model as model_mod
 from pytools.build.cache import run_stage
 from pytools.build.stages import all_stages, load
+from pytools.core.errors import CheckError, PytoolsError
 from pytools.core.workdir import CHECKPOINT_FILE, ONNX_FILE, PLAN_FILE, SIM_FILE, TS_FILE, Workdir
 from pytools.core.workdir import default_workdir, stage_spec
 
@@ -42,13 +43,34 @@ class Pipeline:
     def chain(self, options, on_result=None):
         """Every stage `pytools run` wants, in table order; [(stage, result)]."""
         done = []
-        for stage in all_stages():
+        stages = list(all_stages())
+        for i, stage in enumerate(stages):
             if stage.wanted(self, options):
-                result = self.run(stage.name, options)
+                try:
+                    result = self.run(stage.name, options)
+                except CheckError as exc:
+                    # A failed check is when the report is needed most: write it, then fail.
+                    written = self._after_failure(stages[i + 1:], options)
+                    if not written:
+                        raise
+                    raise type(exc)("%s; HTML report: %s" % (exc, ", ".join(written))) from exc
                 done.append((stage, result))
                 if on_result:
                     on_result(stage, result)
         return done
+
+    def _after_failure(self, remaining, options):
+        """Run the stages that still make sense after a failed check (the HTML report); their own
+        failure never hides the first one. Returns the paths they wrote."""
+        written = []
+        for stage in remaining:
+            if stage.after_failure and stage.wanted(self, options):
+                try:
+                    result = self.run(stage.name, options)
+                except PytoolsError:
+                    continue
+                written += [self.wd.path(rel) for rel in result.outputs]
+        return written
 
     # -- what several stages share ---------------------------------------------------------------
 
@@ -56,11 +78,12 @@ class Pipeline:
         return {k: self.config[k] for k in keys}
 
     def model_source_sha(self):
+        """The model's code for the cache: every project file it imports and the library versions
+        (`pytools.build.model_code`); computed once per pipeline."""
         if self._model_source is None:
-            from pytools.core.hashing import sha256_file
+            from pytools.build import model_code
 
-            path = model_mod.source_file(self.config)
-            self._model_source = sha256_file(path) if path else "unknown"
+            self._model_source = model_code.fingerprint(self.config, self.wd)
         return self._model_source
 
     def checkpoint_sha(self):

@@ -18,6 +18,7 @@ class Stage:
     # e.g. (("checkpoint", "fetch"), "copy or download ...", {"mode": "fetch"}).
     commands = ()
     listed = True   # a row of `pytools run`'s summary table (the report is printed apart)
+    after_failure = False  # `pytools run` still runs it after an earlier stage's check failed
 
     def add_arguments(self, parser, run=False):
         """Options of this stage's own commands (run=False) or of `pytools run` (run=True)."""

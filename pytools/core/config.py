@@ -76,7 +76,7 @@ DEFAULTS = {
     "engine": {"precision": "fp16", "workspace_mb": 1024, "calibration_batches": 4,
                "timing_cache": None},
     "parity": {
-        "inputs": {"source": "random", "path": None, "samples": 64, "batch_size": 16, "seed": 0},
+        "inputs": {"source": "random", "path": None, "samples": 64, "seed": 0},
         "backends": ["torchscript", "onnxruntime", "onnxruntime-simplified", "tensorrt"],
         "tolerances": {
             "fp32": {"atol": 1e-4, "rtol": 1e-3, "statistic": "elementwise"},
@@ -327,6 +327,7 @@ def _check_semantics(config, path):
         for dim in spec["shape"]:
             if isinstance(dim, str) and dim not in config["dims"]:
                 fail("inputs[%d].shape" % i, "dynamic dimension %r is not defined under 'dims'" % dim)
+        _check_range(fail, i, spec)
         pre = spec.get("preprocessing")
         if pre and len(pre.get("mean", [])) != len(pre.get("std", pre.get("mean", []))):
             fail("inputs[%d].preprocessing" % i, "mean and std must have the same length")
@@ -334,11 +335,38 @@ def _check_semantics(config, path):
         if not dim["min"] <= dim["opt"] <= dim["max"]:
             fail("dims.%s" % name, "found min %(min)d, opt %(opt)d, max %(max)d, expected min <= opt <= max" % dim)
     src = config["parity"]["inputs"]
+    if "batch_size" in src:
+        fail("parity.inputs.batch_size", "no longer used: parity feeds every shape group, with the batch axis "
+             "at its dims min, opt, max and a seeded point between; remove the key")
     if src["source"] != "random" and not src.get("path"):
         fail("parity.inputs.path", "missing: source %r needs a path" % src["source"])
     for i, spec in enumerate(config["outputs"]):
         if spec.get("topk") and spec.get("kind") != "classifier":
             fail("outputs[%d].topk" % i, "only classifier outputs have top-k agreement")
+
+
+INT_BOUNDS = {"int64": (-2 ** 63, 2 ** 63), "int32": (-2 ** 31, 2 ** 31), "uint8": (0, 256)}
+
+
+def _check_range(fail, i, spec):
+    """Integer inputs (token ids, class indices) have no safe default range: the config says it.
+    A range is [low, high): for integers `high` itself is never drawn. Bool masks default to [0, 2)."""
+    dtype = spec.get("dtype", "float32")
+    key = "inputs[%d].range" % i
+    if "range" not in spec:
+        if dtype in INT_BOUNDS:
+            fail(key, "missing: integer input %r needs the range [low, high) its values are drawn from, "
+                      "e.g. [0, 30522] for token ids of a 30522-word vocabulary" % spec["name"])
+        return
+    low, high = spec["range"]
+    if not low < high:
+        fail(key, "found [%g, %g], expected low < high" % (low, high))
+    if dtype in INT_BOUNDS:
+        lo, hi = INT_BOUNDS[dtype]
+        if low != int(low) or high != int(high) or low < lo or high > hi:
+            fail(key, "found [%g, %g], expected whole numbers within %s [%d, %d)" % (low, high, dtype, lo, hi))
+    if dtype == "bool" and [low, high] != [0, 2]:
+        fail(key, "found [%g, %g]: a bool input draws from [0, 2); leave the range out" % (low, high))
 
 
 def tolerance(config, output_name, precision):

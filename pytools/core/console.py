@@ -1,7 +1,10 @@
 """Human output (tables, progress) on a terminal; JSON for machines."""
 import json
+import re
 import sys
 import time
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
 def emit(args, data, human):
@@ -11,6 +14,23 @@ def emit(args, data, human):
         sys.stdout.write("\n")
     elif human:
         print(human)
+
+
+def one_line(text):
+    """A message as one plain line: terminal colour codes removed, line breaks folded."""
+    return " ".join(ANSI.sub("", str(text)).split())
+
+
+def emit_error(as_json, message, code):
+    """Report a failure: one `error:` line on stderr, and the JSON object {"error", "code"} on
+    stdout when --json was given. Returns the exit code."""
+    message = one_line(message)
+    print("error: %s" % message, file=sys.stderr)
+    if as_json:
+        json.dump({"error": message, "code": code}, sys.stdout, sort_keys=True)
+        sys.stdout.write("\n")
+    sys.stderr.flush()
+    return code
 
 
 def table(headers, rows):

@@ -244,9 +244,14 @@ def _result(passed, status=None):
 
 
 def parity_section(parity, worst):
+    precision = (parity.get("precision") or {}).get("reference", "fp32")
     out = ["<h2>Parity</h2>",
-           '<p class="meta">Reference: PyTorch eager. Inputs: %d samples, %s.</p>'
-           % (parity.get("samples", 0), _esc((parity.get("inputs") or {}).get("description", "")))]
+           '<p class="meta">Reference: PyTorch eager at %s. Inputs: %d samples, %s.</p>'
+           % (_esc(precision), parity.get("samples", 0), _esc((parity.get("inputs") or {}).get("description", "")))]
+    groups = (parity.get("inputs") or {}).get("shape_groups") or []
+    if groups:
+        out.append('<p class="meta">Shape groups (each must pass): %s.</p>' % _esc("; ".join(
+            "%s (%s, %s)" % (g["name"], g["tier"], g["source"]) for g in groups)))
     if (parity.get("inputs") or {}).get("weak_evidence"):
         out.append('<p class="note">Random inputs are weaker evidence than recorded data: configure '
                    '<code>parity.inputs</code>.</p>')

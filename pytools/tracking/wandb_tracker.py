@@ -279,8 +279,9 @@ class Tracker:
             if "skipped" in per_batch:
                 rows.append([backend, None, None, None, None, per_batch["skipped"]])
                 continue
-            for batch, r in sorted(per_batch.items(), key=lambda kv: int(kv[0])):
-                rows.append([backend, int(batch), r.get("p50_ms"), r.get("p99_ms"), r.get("throughput"), None])
+            for batch, r in sorted(per_batch.items(), key=lambda kv: int(kv[1].get("batch_size", kv[0]))):
+                rows.append([backend, int(r.get("batch_size", batch)), r.get("p50_ms"), r.get("p99_ms"),
+                             r.get("throughput"), None])
         run.log({"bench_table": wandb.Table(columns=columns, data=rows)})
         return {"bench/gate_failures": len(summary.get("gate_failures") or [])}
 

@@ -1,4 +1,4 @@
-"""Stage `parity`: golden inputs through every backend, compared with PyTorch eager."""
+"""Stage `parity`: golden inputs at every shape group through every backend, compared with PyTorch eager."""
 from pytools.build.stage import Stage
 from pytools.core.errors import CheckError
 from pytools.core.workdir import PARITY_MD
@@ -6,7 +6,8 @@ from pytools.core.workdir import PARITY_MD
 
 class ParityStage(Stage):
     name = "parity"
-    commands = ((("parity",), "compare every backend with PyTorch eager on golden inputs; "
+    commands = ((("parity",), "compare every backend with PyTorch eager on golden inputs at every shape "
+                 "group (each dynamic dimension at min, opt, max and a seeded point between); "
                  "writes reports/parity.{json,xml,md}", {}),)
 
     def inputs(self, pipe, options):
@@ -35,6 +36,8 @@ class ParityStage(Stage):
                      for o in b.get("outputs", {}).values()), default=None)
         text = "%s: %s on %d samples" % ("PASSED" if s.get("passed") else "FAILED",
                                          ", ".join(compared) or "nothing", s.get("samples", 0))
+        if s.get("shape_groups"):
+            text += " in %d shape groups" % len(s["shape_groups"])
         return text + (", max abs error %.2g" % worst if worst is not None else "")
 
 

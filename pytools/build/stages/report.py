@@ -7,6 +7,7 @@ from pytools.core.workdir import REPORT_HTML
 class ReportStage(Stage):
     name = "report"
     listed = False  # `pytools run` prints the page's path under the table
+    after_failure = True  # a failed parity is when the page is needed
     commands = ((("report",), "write <workdir>/reports/report.html: parity per backend and output with "
                  "error histograms and worst-sample plots, latency distributions, artifact links", {}),)
 

@@ -24,7 +24,7 @@ def write_config(folder, **overrides):
         "dims": {"batch": {"min": 1, "opt": 4, "max": 8}},
         "inputs": [{"name": "image", "shape": ["batch", 3, 64, 64]}],
         "outputs": [{"name": "logits", "kind": "classifier"}],
-        "parity": {"inputs": {"samples": 8, "batch_size": 4}},
+        "parity": {"inputs": {"samples": 8}},
         "bench": {"batch_sizes": [1], "iterations": 3, "warmup": 1},
     }
     data.update(overrides)

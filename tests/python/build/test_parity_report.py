@@ -46,7 +46,15 @@ def test_elementwise_and_aggregate_verdicts():
 def test_reports_written(crop_weed_done):
     reports = os.path.join(crop_weed_done["workdir"], "reports")
     data = json.load(open(os.path.join(reports, "parity.json")))
-    assert data["passed"] and data["inputs"]["source"] == "images" and data["samples"] == 16
+    groups = data["inputs"]["shape_groups"]
+    # 16 recorded images at every point of the batch axis (1..32, opt 8) and a seeded one between;
+    # every batch is full (the last wraps around), so batch 32 sees each image twice.
+    assert [g["tier"] for g in groups] == ["min", "opt", "max", "mid"]
+    assert [g["batch_size"] for g in groups][:3] == [1, 8, 32] and 1 < groups[3]["batch_size"] < 32
+    assert all(g["source"] == "images" and g["samples"] == 16 for g in groups)
+    assert data["passed"] and data["inputs"]["source"] == "images" and not data["inputs"]["weak_evidence"]
+    assert data["samples"] == sum(-(-16 // g["batch_size"]) * g["batch_size"] for g in groups)
+    assert data["precision"]["reference"] == "fp32"
     by_name = {b["name"]: b for b in data["backends"]}
     assert by_name["tensorrt"]["status"] == "skipped"
     assert by_name["tensorrt"]["reason"] == "TensorRT is not available on this machine"
@@ -61,12 +69,15 @@ def test_reports_written(crop_weed_done):
     assert worst["onnxruntime/logits/reference"].shape == (2,)
     suite = ET.parse(os.path.join(reports, "parity.xml")).getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
-    assert set(cases) == {("parity.%s" % b, "logits") for b in
+    assert set(cases) == {("parity.%s" % b, "logits [%s]" % g["name"]) for g in groups for b in
                           ("torchscript", "onnxruntime", "onnxruntime-simplified", "tensorrt")}
-    assert cases[("parity.tensorrt", "logits")].find("skipped") is not None
-    assert suite.get("tests") == "4" and suite.get("failures") == "0" and suite.get("skipped") == "1"
+    assert cases[("parity.tensorrt", "logits [batch=32]")].find("skipped") is not None
+    assert suite.get("tests") == "16" and suite.get("failures") == "0" and suite.get("skipped") == "4"
+    by_group = {g["name"]: g for g in by_name["onnxruntime"]["shape_groups"]}
+    assert by_group["batch=32"]["outputs"][0]["elements"] == 32 * 2
     md = open(os.path.join(reports, "parity.md")).read()
-    assert "| onnxruntime | logits | fp32 |" in md and "skipped: TensorRT is not available" in md
+    assert "| onnxruntime | logits | batch=32 | fp32 |" in md and "skipped: TensorRT is not available" in md
+    assert "Shape groups: batch=1 (min, 16 samples); batch=8 (opt, 16 samples); batch=32 (max" in md
 
 
 def test_parity_failure_names_backend_output_statistic_and_index(cli, crop_weed):
@@ -82,7 +93,9 @@ def test_parity_failure_names_backend_output_statistic_and_index(cli, crop_weed)
         assert text in line, line
     # The reports of the failed run are there for Jenkins; the stage is not taken as done.
     suite = ET.parse(os.path.join(crop_weed["workdir"], "reports", "parity.xml")).getroot()
-    assert suite.get("failures") == "1"
+    report = json.load(open(os.path.join(crop_weed["workdir"], "reports", "parity.json")))
+    failing = [g for g in report["backends"][0]["shape_groups"] if not g["passed"]]
+    assert failing and suite.get("failures") == str(len(failing)) == str(len(report["failures"]))
     state = json.load(open(os.path.join(crop_weed["workdir"], "state", "parity.json")))
     assert state["status"] == "failed"
     again = cli("parity", crop_weed["config"], "--workdir", crop_weed["workdir"])
@@ -95,12 +108,12 @@ def test_npz_inputs(cli, crop_weed, tmp_path):
     rng = np.random.default_rng(1)
     np.savez(os.path.join(crop_weed["folder"], "golden.npz"),
              image=rng.standard_normal((20, 3, 64, 64)).astype(np.float32))
-    edit_config(crop_weed["config"], lambda c: c["parity"].update(inputs={"source": "npz", "path": "golden.npz",
-                                                                           "batch_size": 8}))
+    edit_config(crop_weed["config"], lambda c: c["parity"].update(inputs={"source": "npz", "path": "golden.npz"}))
     res = cli("parity", crop_weed["config"], "--workdir", crop_weed["workdir"], "--json")
     assert res.code == 0, res.err
     report = json.load(open(os.path.join(crop_weed["workdir"], "reports", "parity.json")))
-    assert report["samples"] == 20 and report["inputs"]["weak_evidence"] is False
+    assert {g["samples"] for g in report["inputs"]["shape_groups"]} == {20}
+    assert report["inputs"]["weak_evidence"] is False
 
 
 def test_npz_with_wrong_shape(cli, crop_weed):
