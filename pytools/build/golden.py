@@ -19,13 +19,17 @@ def _np():
     return numpy
 
 
-def random_feed(config, n, seed):
-    """Seeded random tensors of the configured shapes and dtypes, batch size `n`."""
+def random_feed(config, n, seed, dims=None):
+    """Seeded random tensors of the configured shapes and dtypes, batch size `n`; every other
+    dynamic dimension at its value in `dims` ({name: value}, default its `opt`)."""
     np = _np()
     rng = np.random.default_rng(seed)
     feed = {}
     for s in config["inputs"]:
         shape = cfg.concrete_shape(s, config, batch=n)
+        for axis, dim in enumerate(s["shape"]):
+            if dims and dim in dims and not (n is not None and axis == 0):
+                shape[axis] = dims[dim]
         dtype = s.get("dtype", "float32")
         low, high = s.get("range", [0, 2] if dtype == "bool" else [-1, 1])
         if dtype in ("float32", "float16"):
