@@ -16,6 +16,7 @@ class TorchRunner(Runner):
         self._torch = torch
         self._config = config
         self.module = module
+        self.flat_names = None  # the model's output names in its own order, when calls lose them
 
     @classmethod
     def open(cls, config, wd, model=None):
@@ -29,7 +30,8 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             out = self.call({k: torch.from_numpy(a) for k, a in feed.items()})
         flat = binding.flatten(out)
-        named = dict(zip(binding.output_names(self._config, flat), (t for _, t in flat)))
+        names = self.flat_names or binding.output_names(self._config, flat)
+        named = dict(zip(names, (t for _, t in flat)))
         return [named[n].numpy() for n in self.output_names]
 
 
@@ -48,7 +50,10 @@ class TorchScriptRunner(TorchRunner):
     def open(cls, config, wd, model=None):
         if config["export"]["torchscript"] == "off":
             raise BackendUnavailable("export.torchscript is off")
-        return cls(wd.path(TS_FILE), config)
+        runner = cls(wd.path(TS_FILE), config)
+        if runner._positional:  # a trace returns the flattened outputs, in the model's order
+            runner.flat_names = [o["name"] for o in wd.state("export")["summary"]["io"]["outputs"]]
+        return runner
 
     def call(self, tensors):
         return self.module(*tensors.values()) if self._positional else self.module(**tensors)

@@ -93,11 +93,22 @@ def _check_claim(config, claim, out):
 
 
 def export(config, model, checkpoint_sha, wd):
-    import torch
-
+    """Write the export files; on any failure none of them is left (a file of an earlier run must
+    not pass for this run's either)."""
     os.makedirs(os.path.dirname(wd.path(ONNX_FILE)), exist_ok=True)
     for rel in EXPORT_FILES:
-        _remove(wd.path(rel))  # a file of an earlier run must not pass for this run's
+        _remove(wd.path(rel))
+    try:
+        return _export(config, model, checkpoint_sha, wd)
+    except BaseException:
+        for rel in EXPORT_FILES:
+            _remove(wd.path(rel))
+        raise
+
+
+def _export(config, model, checkpoint_sha, wd):
+    import torch
+
     ex = config["export"]
     feed = example_feed(config)
     names = check_eager(config, model, feed)
@@ -109,11 +120,14 @@ def export(config, model, checkpoint_sha, wd):
     meta = {"model_name": config["name"], "model_version": config["version"],
             "checkpoint_sha256": checkpoint_sha, "producer": "model-cicd pytools"}
     proto = _onnx(config, model, program, feed, names)
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
+    if ex["exporter"] == "dynamo" and opset != ex["opset"]:
+        raise CheckError("export: the dynamo exporter could not convert the model to export.opset %d (it "
+                         "produced opset %s); set export.opset: 18 or newer" % (ex["opset"], opset))
     graph_io.rename_dims(proto, config)
     io_spec = graph_io.check(proto, config, names)
     _save(proto, meta, wd.path(ONNX_FILE))
     outputs.append(ONNX_FILE)
-    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
     summary = {"torchscript": ex["torchscript"], "exporter": ex["exporter"],
                "exported_program": program is not None, "exported_program_error": program_error,
                "opset": opset, "nodes": len(proto.graph.node), "simplified": False,

@@ -11,6 +11,7 @@ from pytools.core.errors import CheckError
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _OP_PATTERNS = [re.compile(r"operator '?(\w+::\w+)"), re.compile(r"namespace (\w+::\w+)"),
                 re.compile(r"op='([\w]+)\.([\w]+)'"), re.compile(r"target=torch\.ops\.([\w]+)\.([\w]+)")]
+_VIOLATED = re.compile(r"Constraints violated \((\w+)\)")
 _SPECIALISED = re.compile(r"You marked (\w+) as dynamic but your code specialized it to be a constant \((\d+)\)")
 DYNAMO_MIN_OPSET = 18
 
@@ -107,9 +108,17 @@ def autograd_function(exc):
 
 def specialised_axis(exc, config):
     """'input 'x' axis 1 (dims.seq) ... 16' when torch.export specialised a dynamic dim, or None."""
-    m = _SPECIALISED.search(_ANSI.sub("", str(exc)))
+    text = _ANSI.sub("", str(exc))
+    m = _SPECIALISED.search(text)
     if not m:
-        return None
+        violated = _VIOLATED.search(text)
+        if not violated or violated.group(1) not in config["dims"]:
+            return None
+        name, dim = violated.group(1), config["dims"][violated.group(1)]
+        detail = [l.strip(" -") for l in text.splitlines()[1:] if l.strip(" -")]
+        return ("export: torch.export cannot keep dims.%s dynamic over [%d, %d]: %s (make the code "
+                "size-independent or narrow dims.%s)" % (name, dim["min"], dim["max"],
+                                                        detail[0] if detail else "constraints violated", name))
     dim, value = m.group(1), int(m.group(2))
     axes = ["input %r axis %d" % (s["name"], a) for s in config["inputs"]
             for a, d in enumerate(s["shape"]) if d == dim]
