@@ -2,9 +2,11 @@
 
   python bench/bench_build.py [export-parity] [rerun] [parity-throughput] [parity-memory]
 
-1. export + parity of ResNet-18 at 224x224 through pytools vs a minimal script calling the same
-   libraries for the same work (TorchScript trace, ONNX export, full checker, onnxsim, the same
-   backends on the same inputs): ratio <= 1.2.
+1. export + parity of ResNet-18 at 224x224 at three batch sizes (the dynamic batch axis's min, opt,
+   max: 1, 8, 32) through pytools vs a minimal script calling the same libraries for the same work
+   (torch.export, the dynamo ONNX exporter at opset 18, full checker, onnxsim, TorchScript trace;
+   the ExportedProgram, TorchScript and both ONNX models compared with eager on the same inputs):
+   ratio <= 1.2.
 2. a re-run of `pytools run` with nothing changed vs the cold run (separate processes): <= 5%.
 3. parity over 512 samples at batch 32, ONNX Runtime backend (inference + streamed statistics) vs
    a bare onnxruntime loop over the same batches: throughput ratio >= 0.85.
@@ -49,6 +51,9 @@ def resnet_config(folder, samples, batch, backends, source="random"):
     return config.load(path)
 
 
+BATCHES = (1, 8, 32)  # the batch axis's min, opt and max in resnet_config
+
+
 def minimal_export_parity(folder, cfg):
     """What a hand-written script does: the same libraries, the same work, no bookkeeping."""
     import numpy as np
@@ -64,37 +69,48 @@ def minimal_export_parity(folder, cfg):
     model = ResNet18().eval()
     model.load_state_dict(torch.load(os.path.join(folder, "resnet18.pt"), weights_only=True))
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (8, 3, 224, 224)).astype(np.float32))
+    batch = torch.export.Dim("batch", min=1, max=32)
     with torch.no_grad():
+        program = torch.export.export(model, (), kwargs={"image": x}, dynamic_shapes={"image": {0: batch}})
+        torch.export.save(program, os.path.join(out, "model.pt2"))
+        torch.onnx.export(program, (), os.path.join(out, "model.onnx"), kwargs={"image": x},
+                          output_names=["logits"], opset_version=18, dynamo=True)
         torch.jit.trace(model, (x,), check_trace=False).save(os.path.join(out, "model.ts"))
-        torch.onnx.export(model, (x,), os.path.join(out, "model.onnx"), input_names=["image"],
-                          output_names=["logits"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
     onnx.checker.check_model(os.path.join(out, "model.onnx"), full_check=True)
     simplified, ok = onnxsim.simplify(onnx.load(os.path.join(out, "model.onnx")), check_n=3,
                                       test_input_shapes={"image": [8, 3, 224, 224]})
     assert ok
     onnx.save(simplified, os.path.join(out, "model.sim.onnx"))
+    loaded = torch.export.load(os.path.join(out, "model.pt2")).module()
     ts = torch.jit.load(os.path.join(out, "model.ts"))
     sessions = [ort.InferenceSession(os.path.join(out, n), providers=["CPUExecutionProvider"])
                 for n in ("model.onnx", "model.sim.onnx")]
-    spec = cfg["parity"]["inputs"]
     worst = 0.0
-    for offset in range(0, spec["samples"], spec["batch_size"]):
-        batch = np.random.default_rng([0, offset]).uniform(-1, 1, (spec["batch_size"], 3, 224, 224)).astype(np.float32)
+    for n in BATCHES:
+        batch = np.random.default_rng([0, 0]).uniform(-1, 1, (n, 3, 224, 224)).astype(np.float32)
         with torch.inference_mode():
-            ref = model(torch.from_numpy(batch)).numpy()
-            outs = [ts(torch.from_numpy(batch)).numpy()]
+            ref = model(image=torch.from_numpy(batch)).numpy()
+            outs = [loaded(image=torch.from_numpy(batch)).numpy(), ts(torch.from_numpy(batch)).numpy()]
         outs += [s.run(None, {"image": batch})[0] for s in sessions]
         worst = max([worst] + [float(np.abs(o - ref).max()) for o in outs])
     return worst
 
 
+def at_batch(cfg, n):
+    """The config with parity on one batch of `n` samples."""
+    from pytools.core import config
+
+    raw = yaml.safe_load(open(cfg.path))
+    raw["parity"]["inputs"].update(samples=n, batch_size=n)
+    return config.validate(raw, cfg.path)
+
+
 def pytools_export_parity(cfg, workdir):
     from pytools.build.pipeline import Pipeline
 
-    pipe = Pipeline(cfg, workdir, force=True)  # the checkpoint is already in place (not timed)
-    pipe.run("export")
-    pipe.run("parity")
+    Pipeline(cfg, workdir, force=True).run("export")  # the checkpoint is already in place (not timed)
+    for n in BATCHES:
+        Pipeline(at_batch(cfg, n), workdir, force=True).run("parity")
 
 
 def bench_export_parity():
@@ -111,8 +127,8 @@ def bench_export_parity():
 
 def _bench_export_parity(label):
     with tempfile.TemporaryDirectory() as folder:
-        cfg = resnet_config(folder, samples=32, batch=16,
-                            backends=["torchscript", "onnxruntime", "onnxruntime-simplified"])
+        cfg = resnet_config(folder, samples=8, batch=8,
+                            backends=["exported-program", "torchscript", "onnxruntime", "onnxruntime-simplified"])
         from pytools.build.pipeline import Pipeline
 
         Pipeline(cfg, os.path.join(folder, "work")).run("checkpoint")  # fetching is not part of the comparison
@@ -126,8 +142,8 @@ def _bench_export_parity(label):
             ours.append(time.perf_counter() - t)
         ratio = min(ours) / min(base)
         verdict = ("PASS" if ratio <= 1.2 else "FAIL") if not label else "-"
-        print("export+parity ResNet-18 224x224%s: pytools %.2fs, minimal script %.2fs, ratio %.3f (<= 1.2 required) %s"
-              % (label, min(ours), min(base), ratio, verdict))
+        print("export+parity ResNet-18 224x224 at batch %s%s: pytools %.2fs, minimal script %.2fs, ratio %.3f "
+              "(<= 1.2 required) %s" % ("/".join(map(str, BATCHES)), label, min(ours), min(base), ratio, verdict))
 
 
 def bench_rerun():

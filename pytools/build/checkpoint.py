@@ -87,7 +87,7 @@ def load_into(model, path, shown_as=None):
     except FileNotFoundError:
         raise PytoolsError("checkpoint %s does not exist" % name)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "weights_only" in str(exc).lower():
+        if "Unsupported global" in str(exc):  # a class reference: an object, not tensors
             raise CheckError("checkpoint %s holds pickled Python objects (a whole module saved with "
                              "torch.save(model)?), not tensors; pytools loads %s" % (name, CONTRACT))
         raise CheckError("checkpoint %s is not a PyTorch file: %s" % (name, _first_line(exc)))

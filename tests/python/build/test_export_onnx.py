@@ -25,7 +25,8 @@ def test_export_outputs(crop_weed_done):
     session = ort.InferenceSession(os.path.join(wd, "export", "model.sim.onnx"), providers=["CPUExecutionProvider"])
     x = torch.rand(5, 3, 64, 64)
     onnx_out = session.run(None, {"image": x.numpy()})[0]
-    ts_out = torch.jit.load(os.path.join(wd, "export", "model.ts"))(x).detach().numpy()
+    # A trace takes the inputs positionally (config order) and returns the flattened outputs.
+    ts_out = torch.jit.load(os.path.join(wd, "export", "model.ts"))(x)[0].detach().numpy()
     assert onnx_out.shape == (5, 2)
     assert abs(onnx_out - ts_out).max() < 1e-4
 

@@ -62,9 +62,9 @@ def test_reports_written(crop_weed_done):
     suite = ET.parse(os.path.join(reports, "parity.xml")).getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     assert set(cases) == {("parity.%s" % b, "logits") for b in
-                          ("torchscript", "onnxruntime", "onnxruntime-simplified", "tensorrt")}
+                          ("exported-program", "torchscript", "onnxruntime", "onnxruntime-simplified", "tensorrt")}
     assert cases[("parity.tensorrt", "logits")].find("skipped") is not None
-    assert suite.get("tests") == "4" and suite.get("failures") == "0" and suite.get("skipped") == "1"
+    assert suite.get("tests") == "5" and suite.get("failures") == "0" and suite.get("skipped") == "1"
     md = open(os.path.join(reports, "parity.md")).read()
     assert "| onnxruntime | logits | fp32 |" in md and "skipped: TensorRT is not available" in md
 
