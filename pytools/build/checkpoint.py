@@ -1,10 +1,10 @@
 """Fetch a checkpoint (local path or https URL, sha256-verified, written atomically) and load it."""
 import os
-import re
 import shutil
 import urllib.error
 import urllib.request
 
+from pytools.build.export_errors import first_line
 from pytools.core.errors import CheckError, PytoolsError
 from pytools.core.hashing import sha256_file
 
@@ -57,7 +57,6 @@ def _download(url, partial):
 
 
 CONTRACT = 'a state dict (torch.save(model.state_dict(), PATH)) or {"state_dict": <state dict>}'
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def user_source(config):
@@ -66,11 +65,6 @@ def user_source(config):
     if "path" in spec:
         return config.resolve(spec["path"])
     return spec.get("url") or "the checkpoint trained from %s" % config.path
-
-
-def _first_line(exc):
-    lines = [l.strip() for l in _ANSI.sub("", str(exc)).splitlines() if l.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def load_into(model, path, shown_as=None):
@@ -90,9 +84,9 @@ def load_into(model, path, shown_as=None):
         if "Unsupported global" in str(exc):  # a class reference: an object, not tensors
             raise CheckError("checkpoint %s holds pickled Python objects (a whole module saved with "
                              "torch.save(model)?), not tensors; pytools loads %s" % (name, CONTRACT))
-        raise CheckError("checkpoint %s is not a PyTorch file: %s" % (name, _first_line(exc)))
+        raise CheckError("checkpoint %s is not a PyTorch file: %s" % (name, first_line(exc)))
     except Exception as exc:
-        raise CheckError("checkpoint %s is not a PyTorch file: %s" % (name, _first_line(exc)))
+        raise CheckError("checkpoint %s is not a PyTorch file: %s" % (name, first_line(exc)))
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state) \
