@@ -140,3 +140,18 @@ class ItemNet(TinyNet):
 
     def forward(self, image):
         return super().forward(image) * float(image.max())
+
+
+class TinyBert(nn.Module):
+    """A two-layer transformers BERT (random weights): it returns a `ModelOutput`
+    (last_hidden_state, pooler_output), the default of Hugging Face models."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        self.bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                         intermediate_size=32, max_position_embeddings=64))
+
+    def forward(self, input_ids, attention_mask):
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask)

@@ -218,3 +218,23 @@ def test_default_export_is_checker_valid_opset_18_with_a_pt2(cli, model_dir, tmp
     program = torch.export.load(str(export_dir / "model.pt2"))
     x = torch.rand(7, 3, 64, 64)
     assert program.module()(image=x).shape == (7, 2)
+
+
+def test_transformers_model_output_is_flattened_and_compared(cli, model_dir, tmp_path):
+    pytest.importorskip("transformers")
+    dims = {"batch": {"min": 1, "opt": 2, "max": 4}, "seq": {"min": 2, "opt": 8, "max": 16}}
+    path = checkpointed(model_dir, "TinyBert", dims=dims, export={"torchscript": "off"},
+                        inputs=[{"name": "attention_mask", "dtype": "int64", "shape": ["batch", "seq"], "range": [1, 2]},
+                                {"name": "input_ids", "dtype": "int64", "shape": ["batch", "seq"], "range": [0, 49]}],
+                        outputs=[{"name": "last_hidden_state", "shape": ["batch", "seq", 16]},
+                                 {"name": "pooler_output", "shape": ["batch", 16]}])
+    res = export(cli, path, tmp_path, "parity")
+    assert res.code == 0, res.err
+    state = json.load(open(tmp_path / "w" / "state" / "export.json"))
+    assert [i["name"] for i in state["summary"]["io"]["inputs"]] == ["attention_mask", "input_ids"]
+    assert state["summary"]["io"]["outputs"][0] == {"name": "last_hidden_state", "dtype": "float32",
+                                                    "shape": ["batch", "seq", 16]}
+    report = json.load(open(tmp_path / "w" / "reports" / "parity.json"))
+    assert {b["name"]: b["status"] for b in report["backends"]} == {
+        "exported-program": "passed", "torchscript": "skipped", "onnxruntime": "passed",
+        "onnxruntime-simplified": "passed", "tensorrt": "skipped"}
