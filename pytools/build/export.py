@@ -168,7 +168,7 @@ def _exported_program(config, model, feed, path):
 
 
 @contextlib.contextmanager
-def tracer_warnings_are_errors(what):
+def tracer_warnings_are_errors(what, advice):
     """Record the tracer's warnings (never silence them) and fail on the first: each one says the
     trace may only hold for the example shapes."""
     import torch
@@ -179,9 +179,9 @@ def tracer_warnings_are_errors(what):
     for w in caught:
         if issubclass(w.category, torch.jit.TracerWarning):
             raise CheckError("export: %s: the tracer warns at %s:%d: %s; the trace may only hold for the "
-                             "example shapes: set export.torchscript: script (or off, keeping torch.export's "
-                             "program), or make that code shape-independent"
-                             % (what, os.path.basename(w.filename), w.lineno, str(w.message).split(". ")[0]))
+                             "example shapes: %s, or make that code shape-independent"
+                             % (what, os.path.basename(w.filename), w.lineno, str(w.message).split(". ")[0],
+                                advice))
 
 
 def _torchscript(config, model, feed, names, path):
@@ -193,7 +193,8 @@ def _torchscript(config, model, feed, names, path):
             if mode == "script":
                 module = torch.jit.script(model)
             else:
-                with tracer_warnings_are_errors("TorchScript trace"):
+                with tracer_warnings_are_errors("TorchScript trace", "set export.torchscript: script (or off, "
+                                                "keeping torch.export's program)"):
                     module = torch.jit.trace(positional(model, list(feed)), tuple(feed.values()),
                                              check_trace=False)
                 _check_trace(config, model, module, names)
@@ -272,7 +273,7 @@ def _onnx(config, model, program, feed, names):
                     torch.onnx.export(program, (), tmp, kwargs=feed, output_names=names,
                                       opset_version=ex["opset"], dynamo=True, external_data=False)
                 else:
-                    with tracer_warnings_are_errors(what):
+                    with tracer_warnings_are_errors(what, "use export.exporter: dynamo (torch.export)"):
                         torch.onnx.export(positional(model, list(feed)), tuple(feed.values()), tmp,
                                           input_names=list(feed), output_names=names,
                                           opset_version=ex["opset"], dynamic_axes=_input_axes(config) or None,
