@@ -36,8 +36,9 @@ def example_feed(config, seed=0, dims=None):
 
 
 def second_point(config):
-    """{dim: value} of another point of the dynamic range than 'opt' (its max, else its min)."""
-    return {name: d["max"] if d["max"] != d["opt"] else d["min"] for name, d in config["dims"].items()}
+    """{dim: value} of another point of the dynamic range than 'opt': its min (the cheapest to run),
+    else its max."""
+    return {name: d["min"] if d["min"] != d["opt"] else d["max"] for name, d in config["dims"].items()}
 
 
 def _shapes(feed):

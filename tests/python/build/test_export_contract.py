@@ -70,7 +70,7 @@ def test_shape_dependent_trace_is_checked_on_a_second_shape(cli, model_dir, tmp_
     path = seq_config(model_dir, "LoopRNN", outputs=[{"name": "states"}],
                       export={"exporter": "torchscript", "torchscript": "trace"})
     refused(export(cli, path, tmp_path), tmp_path, 3, "the TorchScript trace only holds for the example shapes",
-            "seq [4, 16, 4]", "output 'states' has shape [4, 8, 6], eager [4, 16, 6]",
+            "seq [1, 2, 4]",
             "export.torchscript: script")
 
 
