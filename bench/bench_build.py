@@ -3,9 +3,10 @@
   python bench/bench_build.py [export-parity] [rerun] [parity-throughput] [parity-memory]
 
 1. export + parity of ResNet-18 at 224x224 through pytools vs a minimal script calling the same
-   libraries for the same work (TorchScript trace, ONNX export, full checker, onnxsim, the same
-   backends on the same inputs at every shape group: batch min/opt/max and the seeded point
-   between): ratio <= 1.2.
+   libraries for the same work (torch.export, the dynamo ONNX exporter at opset 18, full checker,
+   onnxsim, TorchScript trace; the ExportedProgram, TorchScript and both ONNX models compared with
+   eager on the same inputs at every shape group: batch min/opt/max and the seeded point between):
+   ratio <= 1.2.
 2. a re-run of `pytools run` with nothing changed vs the cold run (separate processes): <= 5%.
 3. parity over 512 samples at batch 32, ONNX Runtime backend (inference + streamed statistics) vs
    a bare onnxruntime loop over the same batches: throughput ratio >= 0.85.
@@ -67,16 +68,19 @@ def minimal_export_parity(folder, cfg, batch_sizes):
     model = ResNet18().eval()
     model.load_state_dict(torch.load(os.path.join(folder, "resnet18.pt"), weights_only=True))
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (8, 3, 224, 224)).astype(np.float32))
+    batch = torch.export.Dim("batch", min=1, max=32)
     with torch.no_grad():
+        program = torch.export.export(model, (), kwargs={"image": x}, dynamic_shapes={"image": {0: batch}})
+        torch.export.save(program, os.path.join(out, "model.pt2"))
+        torch.onnx.export(program, (), os.path.join(out, "model.onnx"), kwargs={"image": x},
+                          output_names=["logits"], opset_version=18, dynamo=True)
         torch.jit.trace(model, (x,), check_trace=False).save(os.path.join(out, "model.ts"))
-        torch.onnx.export(model, (x,), os.path.join(out, "model.onnx"), input_names=["image"],
-                          output_names=["logits"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
     onnx.checker.check_model(os.path.join(out, "model.onnx"), full_check=True)
     simplified, ok = onnxsim.simplify(onnx.load(os.path.join(out, "model.onnx")), check_n=3,
                                       test_input_shapes={"image": [8, 3, 224, 224]})
     assert ok
     onnx.save(simplified, os.path.join(out, "model.sim.onnx"))
+    loaded = torch.export.load(os.path.join(out, "model.pt2")).module()
     ts = torch.jit.load(os.path.join(out, "model.ts"))
     sessions = [ort.InferenceSession(os.path.join(out, n), providers=["CPUExecutionProvider"])
                 for n in ("model.onnx", "model.sim.onnx")]
@@ -86,8 +90,8 @@ def minimal_export_parity(folder, cfg, batch_sizes):
         for offset in range(0, samples, size):
             batch = np.random.default_rng([0, offset]).uniform(-1, 1, (size, 3, 224, 224)).astype(np.float32)
             with torch.inference_mode():
-                ref = model(torch.from_numpy(batch)).numpy()
-                outs = [ts(torch.from_numpy(batch)).numpy()]
+                ref = model(image=torch.from_numpy(batch)).numpy()
+                outs = [loaded(image=torch.from_numpy(batch)).numpy(), ts(torch.from_numpy(batch)).numpy()]
             outs += [s.run(None, {"image": batch})[0] for s in sessions]
             worst = max([worst] + [float(np.abs(o - ref).max()) for o in outs])
     return worst
@@ -116,7 +120,7 @@ def bench_export_parity():
 def _bench_export_parity(label):
     with tempfile.TemporaryDirectory() as folder:
         cfg = resnet_config(folder, samples=16, batch=(1, 8, 16),
-                            backends=["torchscript", "onnxruntime", "onnxruntime-simplified"])
+                            backends=["exported-program", "torchscript", "onnxruntime", "onnxruntime-simplified"])
         from pytools.build.golden import random_groups
         from pytools.build.pipeline import Pipeline
 

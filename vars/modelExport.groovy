@@ -1,4 +1,4 @@
-// Fetch the checkpoint and export it (TorchScript -> ONNX -> simplified, checked ONNX).
+// Fetch the checkpoint and export it (torch.export -> ONNX -> simplified, checked ONNX; optional TorchScript).
 // See modelExport.txt.
 
 Object call(Map given = [:]) {

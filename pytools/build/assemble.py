@@ -6,7 +6,7 @@ import subprocess
 
 from pytools.core import package
 from pytools.core.hashing import sha256_file, sha256_json
-from pytools.core.workdir import CALIB_FILE, ONNX_FILE, PACKAGE_DIR, PLAN_FILE, SIM_FILE, TS_FILE
+from pytools.core.workdir import CALIB_FILE, EP_FILE, ONNX_FILE, PACKAGE_DIR, PLAN_FILE, SIM_FILE, TS_FILE
 
 
 def git_output(args, cwd):
@@ -47,23 +47,21 @@ def key_fingerprint(path):
     return sha256_file(path) if path and os.path.exists(path) else path
 
 
-def io_spec(specs, kinds=False):
-    out = []
-    for s in specs:
-        entry = {"name": s["name"], "dtype": s.get("dtype", "float32")}
-        if "shape" in s:
-            entry["shape"] = s["shape"]
-        if kinds:
-            entry["kind"] = s.get("kind", "tensor")
-        out.append(entry)
-    return out
+def io_spec(export_summary, config):
+    """The runtime's inputs and outputs as the export stage read them back from the ONNX graph
+    (names, dtypes, shapes with dynamic axes named), plus each output's kind from the config."""
+    kinds = {o["name"]: o.get("kind", "tensor") for o in config["outputs"]}
+    io = export_summary["io"]
+    return io["inputs"], [dict(o, kind=kinds[o["name"]]) for o in io["outputs"]]
 
 
 def assemble(pipeline, version, commit, sign_key=None, tracking_runs=()):
     cfg, wd = pipeline.config, pipeline.wd
     export_state, engine_state = wd.state("export"), wd.state("engine") or {}
     onnx_file = SIM_FILE if cfg["export"]["simplify"] else ONNX_FILE
-    files = {"model.onnx": (wd.path(onnx_file), "onnx"), "model.ts": (wd.path(TS_FILE), "torchscript")}
+    files = {"model.onnx": (wd.path(onnx_file), "onnx")}
+    if TS_FILE in export_state["outputs"]:
+        files["model.ts"] = (wd.path(TS_FILE), "torchscript")
     opset = export_state["summary"]["opset"]
     if engine_state.get("status") == "ran":
         files["model.plan"] = (wd.path(PLAN_FILE), "engine")
@@ -78,8 +76,8 @@ def assemble(pipeline, version, commit, sign_key=None, tracking_runs=()):
         runtime = {"kind": "onnxruntime", "entry": "model.onnx", "precision": precision,
                    "constraints": {"onnx_opset": opset}}
         platform = "onnxruntime"
-    runtime.update(inputs=io_spec(cfg["inputs"]), outputs=io_spec(cfg["outputs"], kinds=True),
-                   dims=cfg["dims"])
+    inputs, outputs = io_spec(export_state["summary"], cfg)
+    runtime.update(inputs=inputs, outputs=outputs, dims=cfg["dims"])
     hashes = pipeline.artifact_hashes()
     parity_state, bench_state = wd.state("parity"), wd.state("bench")
     fields = {
@@ -87,6 +85,7 @@ def assemble(pipeline, version, commit, sign_key=None, tracking_runs=()):
         "git_commit": commit, "build_url": os.environ.get("BUILD_URL"),
         "platform": platform, "runtime": runtime,
         "lineage": {"checkpoint_sha256": hashes["checkpoint"], "torchscript_sha256": hashes["torchscript"],
+                    "exported_program_sha256": wd.output_sha("export", EP_FILE),
                     "onnx_sha256": hashes["onnx"], "onnx_simplified_sha256": hashes["onnx_simplified"],
                     "config_sha256": sha256_json(dict(cfg)), "parent": None,
                     "tracking_runs": list(tracking_runs)},

@@ -4,6 +4,7 @@ import shutil
 import urllib.error
 import urllib.request
 
+from pytools.build.export_errors import first_line
 from pytools.core.errors import CheckError, PytoolsError
 from pytools.core.hashing import sha256_file
 
@@ -55,20 +56,43 @@ def _download(url, partial):
         raise PytoolsError("checkpoint download cut short: %d of %s bytes from %s" % (received, expected, url))
 
 
-def load_into(model, path):
-    """Load a state dict into `model`, naming every missing/unexpected key and shape mismatch."""
+CONTRACT = 'a state dict (torch.save(model.state_dict(), PATH)) or {"state_dict": <state dict>}'
+
+
+def user_source(config):
+    """How messages name a checkpoint: the user's file or URL, not the work directory's copy."""
+    spec = config["checkpoint"]
+    if "path" in spec:
+        return config.resolve(spec["path"])
+    return spec.get("url") or "the checkpoint trained from %s" % config.path
+
+
+def load_into(model, path, shown_as=None):
+    """Load a state dict into `model`, naming every missing/unexpected key and shape mismatch.
+    Messages name the checkpoint as `shown_as` (the user's file) when given."""
+    import pickle
+
     import torch
 
+    name = shown_as or path
     try:
+        # weights_only: a checkpoint is data; unpickling arbitrary objects would run their code.
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise PytoolsError("checkpoint %s does not exist" % path)
+        raise PytoolsError("checkpoint %s does not exist" % name)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):  # a class reference: an object, not tensors
+            raise CheckError("checkpoint %s holds pickled Python objects (a whole module saved with "
+                             "torch.save(model)?), not tensors; pytools loads %s" % (name, CONTRACT))
+        raise CheckError("checkpoint %s is not a PyTorch file: %s" % (name, first_line(exc)))
     except Exception as exc:
-        raise CheckError("checkpoint %s is corrupt or not a PyTorch file: %s" % (path, str(exc).splitlines()[0]))
+        raise CheckError("checkpoint %s is not a PyTorch file: %s" % (name, first_line(exc)))
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise CheckError("checkpoint %s does not hold a state dict" % path)
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state) \
+            or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckError("checkpoint %s does not hold a state dict: found %s; pytools loads %s"
+                         % (name, type(state).__name__, CONTRACT))
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -82,7 +106,6 @@ def load_into(model, path):
             shown = ", ".join(keys[:5]) + (" and %d more" % (len(keys) - 5) if len(keys) > 5 else "")
             problems.append("%s: %s" % (label, shown))
     if problems:
-        raise CheckError("checkpoint %s does not fit %s: %s"
-                         % (os.path.basename(path), type(model).__name__, "; ".join(problems)))
+        raise CheckError("checkpoint %s does not fit %s: %s" % (name, type(model).__name__, "; ".join(problems)))
     model.load_state_dict(state)
     return model.eval()

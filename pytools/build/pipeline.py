@@ -96,7 +96,8 @@ class Pipeline:
             from pytools.build import checkpoint
 
             self.checkpoint_sha()
-            self._model = checkpoint.load_into(model_mod.build(self.config), self.wd.path(CHECKPOINT_FILE))
+            self._model = checkpoint.load_into(model_mod.build(self.config), self.wd.path(CHECKPOINT_FILE),
+                                               shown_as=checkpoint.user_source(self.config))
         return self._model
 
     def artifact_hashes(self):

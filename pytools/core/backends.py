@@ -8,6 +8,7 @@ because the core imports nothing above it. Adding a backend is one module under
 """
 RUNNERS = {
     "torch": "pytools.backends.torch_eager:TorchRunner",
+    "exported-program": "pytools.backends.torch_export:ExportedProgramRunner",
     "torchscript": "pytools.backends.torch_eager:TorchScriptRunner",
     "onnxruntime": "pytools.backends.onnxruntime:OnnxRuntimeRunner",
     "onnxruntime-simplified": "pytools.backends.onnxruntime:SimplifiedOnnxRuntimeRunner",

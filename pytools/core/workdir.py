@@ -17,9 +17,11 @@ DEFAULT_ROOT = "work"
 STATE_DIR = "state"
 
 CHECKPOINT_FILE = "checkpoint/checkpoint.pt"
-TS_FILE = "export/model.ts"
+EP_FILE = "export/model.pt2"        # the torch.export ExportedProgram (torch.export.save)
+TS_FILE = "export/model.ts"         # only when export.torchscript is trace or script
 ONNX_FILE = "export/model.onnx"
 SIM_FILE = "export/model.sim.onnx"
+EXPORT_FILES = (EP_FILE, TS_FILE, ONNX_FILE, SIM_FILE)
 PLAN_FILE = "engine/model.plan"
 CALIB_FILE = "engine/calibration.cache"
 TIMING_FILE = "engine/timing.cache"
@@ -58,18 +60,19 @@ class StageSpec:
         return None
 
 
-_MODEL_FILES = ("checkpoint", "torchscript", "onnx", "onnx-simplified", "engine")
+_MODEL_FILES = ("checkpoint", "exported-program", "torchscript", "onnx", "onnx-simplified", "engine")
 
 STAGES = (
     StageSpec("checkpoint", {CHECKPOINT_FILE: ("checkpoint", "checkpoint")}),
-    StageSpec("export", {TS_FILE: ("torchscript", "torchscript"), ONNX_FILE: ("onnx", "onnx"),
-                         SIM_FILE: ("onnx-simplified", "onnx")}, consumes=["checkpoint"]),
+    StageSpec("export", {EP_FILE: ("exported-program", "exported-program"), TS_FILE: ("torchscript", "torchscript"),
+                         ONNX_FILE: ("onnx", "onnx"), SIM_FILE: ("onnx-simplified", "onnx")},
+              consumes=["checkpoint"]),
     StageSpec("engine", {PLAN_FILE: ("engine", "engine"), CALIB_FILE: ("engine-calibration", "engine"),
                          TIMING_FILE: ("engine-timing", "engine")}, consumes=["onnx", "onnx-simplified"]),
     StageSpec("parity", {f: ("parity-report", "report") for f in PARITY_REPORTS}, consumes=_MODEL_FILES),
     StageSpec("bench", {f: ("bench-report", "report") for f in BENCH_REPORTS}, consumes=_MODEL_FILES),
     StageSpec("package", {PACKAGE_DIR + "/": ("package", "package")},
-              consumes=["torchscript", "onnx", "onnx-simplified", "engine", "engine-calibration",
+              consumes=["exported-program", "torchscript", "onnx", "onnx-simplified", "engine", "engine-calibration",
                         "parity-report", "bench-report"]),
     StageSpec("publish", consumes=["package"]),
     # The rollout logs its own `deploy` run (the robots it reached), not a stage run.

@@ -1,10 +1,11 @@
-"""Stage `export`: TorchScript and ONNX, onnx.checker, onnxsim."""
+"""Stage `export`: torch.export, ONNX (dynamo or TorchScript-based), optional TorchScript, onnx.checker,
+the graph's I/O read back and checked against the config, onnxsim."""
 from pytools.build.stage import Stage
 
 
 class ExportStage(Stage):
     name = "export"
-    commands = ((("export",), "export TorchScript and ONNX, run onnx.checker and onnxsim", {}),)
+    commands = ((("export",), "export the torch.export program, ONNX and (optionally) TorchScript; check the graph's inputs, outputs and dynamic axes against the config; onnx.checker and onnxsim", {}),)
 
     def inputs(self, pipe, options):
         return dict(pipe.section("name", "version", "model", "inputs", "outputs", "dims", "export"),

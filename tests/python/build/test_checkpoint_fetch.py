@@ -60,7 +60,24 @@ def test_corrupt_checkpoint_is_named_at_export(cli, model_dir, tmp_path):
     path = write_config(model_dir, checkpoint={"path": "bad.pt"})
     assert cli("checkpoint", "fetch", path, "--workdir", tmp_path / "w").code == 0
     res = cli("export", path, "--workdir", tmp_path / "w")
-    assert res.code != 0 and "corrupt or not a PyTorch file" in res.error_line
+    assert res.code != 0 and "is not a PyTorch file" in res.error_line
+    # The user's file is named, not the work directory's copy.
+    assert str(model_dir / "bad.pt") in res.error_line and "checkpoint.pt" not in res.error_line
+    assert not os.path.exists(tmp_path / "w" / "state" / "export.json")
+
+
+def test_whole_module_checkpoint_states_the_contract(cli, model_dir, tmp_path):
+    import bad_models
+
+    torch.save(bad_models.TinyNet(), str(model_dir / "whole.pt"))  # the module, not its state dict
+    path = write_config(model_dir, checkpoint={"path": "whole.pt"})
+    assert cli("checkpoint", "fetch", path, "--workdir", tmp_path / "w").code == 0
+    res = cli("export", path, "--workdir", tmp_path / "w")
+    assert res.code == 3
+    line = res.error_line
+    assert "checkpoint %s holds pickled Python objects" % (model_dir / "whole.pt") in line
+    assert "torch.save(model.state_dict(), PATH)" in line and '{"state_dict": <state dict>}' in line
+    assert "corrupt" not in line and "\x1b" not in res.err
     assert not os.path.exists(tmp_path / "w" / "state" / "export.json")
 
 
@@ -73,7 +90,7 @@ def test_checkpoint_of_another_architecture_names_keys(cli, model_dir, tmp_path)
     res = cli("export", path, "--workdir", tmp_path / "w")
     assert res.code != 0
     line = res.error_line
-    assert "does not fit TinyNet" in line
+    assert "checkpoint %s does not fit TinyNet" % (model_dir / "other.pt") in line
     assert "missing keys: head.bias, head.weight" in line
     assert "unexpected keys: fc.bias, fc.weight" in line
     assert "conv.weight (checkpoint (4, 3, 3, 3), model (8, 3, 3, 3))" in line

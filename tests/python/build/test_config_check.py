@@ -13,7 +13,7 @@ def test_examples_are_valid(cli, example):
     res = cli("config", "check", path, "--json")
     assert res.code == 0, res.err
     cfg = res.json["config"]
-    assert cfg["export"]["opset"] == 17  # embedded default filled in
+    assert cfg["export"]["opset"] == 18  # embedded default filled in
     assert cfg["parity"]["tolerances"]["fp16"]["statistic"] == "p99"
 
 

@@ -17,7 +17,7 @@ def test_manifest_contents(crop_weed_done):
     rt = manifest["runtime"]
     assert rt["kind"] == "onnxruntime" and rt["entry"] == "model.onnx"
     assert rt["inputs"] == [{"name": "image", "dtype": "float32", "shape": ["batch", 3, 64, 64]}]
-    assert rt["outputs"][0]["kind"] == "classifier" and rt["constraints"]["onnx_opset"] == 17
+    assert rt["outputs"][0]["kind"] == "classifier" and rt["constraints"]["onnx_opset"] == 18
     assert {f["path"] for f in manifest["files"]} == {"model.onnx", "model.ts"}
     lineage = manifest["lineage"]
     state = json.load(open(os.path.join(crop_weed_done["workdir"], "state", "checkpoint.json")))

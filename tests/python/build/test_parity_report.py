@@ -70,9 +70,10 @@ def test_reports_written(crop_weed_done):
     suite = ET.parse(os.path.join(reports, "parity.xml")).getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     assert set(cases) == {("parity.%s" % b, "logits [%s]" % g["name"]) for g in groups for b in
-                          ("torchscript", "onnxruntime", "onnxruntime-simplified", "tensorrt")}
+                          ("exported-program", "torchscript", "onnxruntime", "onnxruntime-simplified",
+                           "tensorrt")}
     assert cases[("parity.tensorrt", "logits [batch=32]")].find("skipped") is not None
-    assert suite.get("tests") == "16" and suite.get("failures") == "0" and suite.get("skipped") == "4"
+    assert suite.get("tests") == "20" and suite.get("failures") == "0" and suite.get("skipped") == "4"
     by_group = {g["name"]: g for g in by_name["onnxruntime"]["shape_groups"]}
     assert by_group["batch=32"]["outputs"][0]["elements"] == 32 * 2
     md = open(os.path.join(reports, "parity.md")).read()

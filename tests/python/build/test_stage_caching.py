@@ -45,7 +45,7 @@ def test_checkpoint_change_reruns_everything(cli, crop_weed):
 
 
 def test_export_change_reruns_engine(cli, crop_weed):
-    edit_config(crop_weed["config"], lambda c: c.update(export={"opset": 18}))
+    edit_config(crop_weed["config"], lambda c: c.update(export={"opset": 19}))
     res = cli("run", crop_weed["config"], "--workdir", crop_weed["workdir"], "--json", "--no-publish", "--no-rollout")
     assert res.code == 0, res.err
     st = statuses(res)
