@@ -1,8 +1,11 @@
 """The `pytools` command: one sub-command per stage, plus run / fleet / release."""
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 import traceback
 
 from pytools import __version__, commands
@@ -46,6 +49,24 @@ def _expand_default_subcommand(argv):
     return argv
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (a Jenkins abort, a CI timeout) unwinds like Ctrl-C in every command, so each one
+    cleans up (uploads, leases, half-written files) the same way on both."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None):
     """Run one command; exit codes: 0 ok, 2 usage or config error, 3 a check failed, 1 anything
     else (130 interrupted). A failure is one `error:` line on stderr and, with --json, a JSON
@@ -62,7 +83,8 @@ def main(argv=None):
         (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
         return emit_error(wants_json, "no command given", ConfigError.exit_code)
     try:
-        data, human = handler(args)
+        with sigterm_as_interrupt():
+            data, human = handler(args)
     except PytoolsError as exc:
         if args.debug:
             traceback.print_exc()

@@ -1,19 +1,7 @@
 """What the registry commands (publish, promote, versions, fetch, alias, lineage) share: how to open it."""
 import os
-import signal
-import threading
 
 from pytools.registry import open_registry
-
-
-def _interrupted(signum, frame):
-    raise KeyboardInterrupt()
-
-
-def stop_like_ctrl_c():
-    """SIGTERM (a Jenkins abort) unwinds like Ctrl-C, so a publish cleans up what it uploaded."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupted)
 
 
 def add_registry_options(parser):
@@ -24,7 +12,6 @@ def add_registry_options(parser):
 
 
 def registry_from_args(args):
-    stop_like_ctrl_c()
     settings = None
     if getattr(args, "config", None):
         from pytools.core import config  # the config loader validates `publish:` against SETTINGS_SCHEMA

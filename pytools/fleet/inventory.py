@@ -136,8 +136,26 @@ def write_cache(key, parsed):
 
 
 def parse_inventory(path):
-    """[(name, hostvars, groups)] by ansible-core, in Ansible's host order."""
-    # ansible-core loads only when an inventory is read (about a second of imports).
+    """[(name, hostvars, groups)] by ansible-core, in Ansible's host order, parsed in a child
+    process: importing ansible-core patches interpreter internals (`sys.intern`) that
+    torch.export's tracer then refuses, so it must never load into a process that exports."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pytools.fleet.inventory", path],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        answer = json.loads(proc.stdout)
+    except ValueError:
+        tail = (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
+        raise ConfigError("fleet inventory %s: Ansible's inventory parser failed: %s" % (path, tail))
+    if "error" in answer:
+        raise ConfigError(answer["error"])
+    return answer["robots"]
+
+
+def _parse_here(path):
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -189,3 +207,13 @@ def plain(value):
         if isinstance(value, kind):
             return kind(value)
     return value
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    try:
+        print(json.dumps({"robots": _parse_here(sys.argv[1])}))
+    except ConfigError as exc:
+        print(json.dumps({"error": str(exc)}))

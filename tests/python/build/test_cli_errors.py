@@ -67,3 +67,29 @@ def test_no_onnxruntime_warnings_on_stderr(crop_weed):
     res = run_pytools("parity", crop_weed["config"], "--workdir", crop_weed["workdir"], "--force")
     assert res.code == 0, res.err
     assert "[W:onnxruntime" not in res.err and "onnxruntime" not in res.err.lower(), res.err
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
+    """A Jenkins abort sends SIGTERM: the run stops with the interrupted line and exit 130, and the
+    stage it was in leaves no state behind (it re-runs next time)."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    shutil.copytree(os.path.join(root, "examples", "crop_weed"), tmp_path / "crop_weed")
+    path = str(tmp_path / "crop_weed" / "model.yaml")
+    work = tmp_path / "work"
+    proc = subprocess.Popen([sys.executable, "-m", "pytools", "run", path, "--workdir", str(work),
+                             "--no-publish", "--no-rollout", "--debug"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (work / "export").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert not (work / "reports" / "parity.json").exists()

@@ -116,7 +116,8 @@ def test_one_rollout_per_fleet_through_approval_wait_and_downgrade(make_fleet, p
     assert fleet_lock(fleet)["state"] == "awaiting_approval"
     # A newer version started while the first waits for approval: refused, naming the holder.
     code, rec, err = rollout(cli, fleet, v3, "1.3.0", tmp_path / "b", "--yes")
-    assert code == 1 and rec is None
+    # --json prints the error object, not a record
+    assert code == 1 and rec["code"] == 1 and "fleet is locked by rollout" in rec["error"]
     assert "fleet is locked by rollout %s (demo 1.1.0, by " % holder in err
     assert "awaiting_approval" in err
     assert [current(r) for r in fleet.robots] == ["1.1.0", "1.0.0"]

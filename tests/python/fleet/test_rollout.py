@@ -363,7 +363,8 @@ def test_two_rollouts_at_once_second_is_refused(make_fleet, packages, cli, tmp_p
     finally:
         thread.join(60)
     # One rollout per fleet: B is refused before it touches any robot, naming A.
-    assert code == 1 and rec is None
+    # --json prints the error object, not a record
+    assert code == 1 and rec["code"] == 1 and "fleet is locked by rollout" in rec["error"]
     assert "fleet is locked by rollout demo-1.2.0-" in err and "demo 1.2.0" in err
     assert not (tmp_path / "b" / "rollouts" / "demo-1.1.0.json").exists()
     assert first["rec"]["robots"]["robot-001"]["outcome"] == "rolled-back"

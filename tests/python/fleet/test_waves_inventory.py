@@ -1,4 +1,6 @@
 """Wave planning, thresholds and inventory parsing (pure functions, bad inputs)."""
+import os
+
 import pytest
 
 from pytools.core.errors import ConfigError
@@ -150,3 +152,22 @@ def test_record_text_keeps_every_reason_whole():
            "robots": {"r1": {"wave": 0, "outcome": "rolled-back", "bytes_sent": 10,
                              "timings": {}, "error": reason}}}
     assert "r1: " + reason in record_text(rec)
+
+
+def test_reading_an_inventory_leaves_torch_export_working(tmp_path):
+    """ansible-core patches `sys.intern` when imported, and torch.export's tracer then fails: a
+    process that read a fleet inventory (a rollout, `where --fleet`) must still export."""
+    import subprocess
+    import sys
+
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[canary]\nr1 ansible_host=127.0.0.2\n")
+    script = ("import sys, torch\n"
+              "from pytools.fleet.inventory import load_inventory\n"
+              "assert [r.host for r in load_inventory(sys.argv[1])] == ['127.0.0.2']\n"
+              "assert 'ansible' not in sys.modules\n"
+              "torch.export.export(torch.nn.Linear(2, 2), (torch.ones(1, 2),))\n")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", script, str(inventory)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
