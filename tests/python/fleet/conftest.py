@@ -20,7 +20,10 @@ class Packages:
         self.broken = self.make("1.2.0", broken_model=True)
 
     def make(self, version, **kw):
-        dest = os.path.join(self.base, "%s%s" % (version, "-signed" if kw.get("sign_key") else ""))
+        # Keyed by version and options: keyed by version alone, the session cache handed a later
+        # test the small 1.3.0 an earlier test made instead of the big payload it asked for.
+        extra = "".join("-%s=%s" % (k, kw[k]) for k in sorted(kw) if k != "sign_key")
+        dest = os.path.join(self.base, "%s%s%s" % (version, "-signed" if kw.get("sign_key") else "", extra))
         if not os.path.isdir(dest):
             make_demo_package(dest, version, **kw)
         return dest
